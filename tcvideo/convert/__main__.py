@@ -1,0 +1,7 @@
+"""``python -m tcvideo.convert SOURCE ...`` (see tcvideo.convert.cli)."""
+import sys
+
+from tcvideo.convert import cli
+
+if __name__ == "__main__":
+    sys.exit(cli.main())
