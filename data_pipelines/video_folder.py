@@ -86,6 +86,7 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
         self._report: dict[str, dict] = {}
         self._index: dict[str, list] = {}
         self._use_beam = False
+        self._pool = None
 
     # -------------------------------------------------------------------- TFDS hooks
     def _info(self) -> tfds.core.DatasetInfo:
@@ -134,7 +135,12 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
     def download_and_prepare(self, *args, download_config=None, **kwargs):
         self._use_beam = bool(download_config and (download_config.beam_runner or download_config.beam_options))
         already = tf.io.gfile.exists(os.path.join(self.data_dir, "dataset_info.json"))
-        super().download_and_prepare(*args, download_config=download_config, **kwargs)
+        try:
+            super().download_and_prepare(*args, download_config=download_config, **kwargs)
+        finally:
+            if self._pool is not None:  # one pool for all splits: worker start-up is not free
+                self._pool.terminate()
+                self._pool = None
         if not already:
             self._finish_report()
 
@@ -179,13 +185,14 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
                 if out:
                     yield out
             return
-        # spawn: the parent holds TF threads, which fork would copy in an undefined state.
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(min(workers, len(items))) as pool:
-            for result in pool.imap_unordered(process_video, items, chunksize=1):
-                out = handle(result)
-                if out:
-                    yield out
+        if self._pool is None:
+            # spawn: the parent holds TF threads, which fork would copy in an undefined state.
+            # (Scripts calling a build therefore need an `if __name__ == "__main__":` guard.)
+            self._pool = multiprocessing.get_context("spawn").Pool(workers)
+        for result in self._pool.imap_unordered(process_video, items, chunksize=1):
+            out = handle(result)
+            if out:
+                yield out
 
     # -------------------------------------------------------------------- beam
     def _parts_dir(self, split: str) -> str:

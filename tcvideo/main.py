@@ -31,10 +31,14 @@ def main(argv) -> None:
         demo.run(config, workdir)
         return
     from tcvideo import train
-    if mode == "eval":
-        train.evaluate_workdir(config, workdir)
-    else:
-        train.train_and_evaluate(config, workdir)
+    try:
+        if mode == "eval":
+            train.evaluate_workdir(config, workdir)
+        else:
+            train.train_and_evaluate(config, workdir)
+    except train.ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 def run() -> None:

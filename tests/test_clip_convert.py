@@ -23,6 +23,9 @@ from tcvideo.convert import api, cli, hf, openai, store  # noqa: E402
 from tcvideo.convert.common import ConversionError, read_torch_file  # noqa: E402
 from tcvideo.models import clip as clip_lib  # noqa: E402
 
+# torch 2.13 deprecates torch.jit, but OpenAI's released checkpoints are TorchScript archives.
+pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOCAB = 1000
 EOT = VOCAB - 1  # the largest id, so OpenAI's argmax pooling and HF's eos_token_id pooling agree

@@ -1,0 +1,38 @@
+"""``tcvideo`` console script: ``tcvideo train|eval|convert|predict ...``.
+
+  tcvideo train --config=configs/demo.py --workdir=/tmp/demo [--config.field=value ...]
+  tcvideo eval  --config=configs/tc_clip/zero_shot_k400.py --workdir=DIR [...]
+  tcvideo convert SOURCE ...        (same as python -m tcvideo.convert)
+  tcvideo predict ...               (not implemented yet: exits with status 2)
+"""
+from __future__ import annotations
+
+import sys
+from typing import Optional, Sequence
+
+USAGE = __doc__
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0 if argv else 2
+    cmd, rest = argv[0], argv[1:]
+    if cmd in ("train", "eval"):
+        from absl import app
+        from tcvideo import main as launcher
+        app.run(launcher.main, argv=[f"tcvideo {cmd}", f"--mode={cmd}", *rest])
+        return 0
+    if cmd == "convert":
+        from tcvideo.convert import cli as convert_cli
+        return convert_cli.main(rest) or 0
+    if cmd == "predict":
+        print("tcvideo predict: not implemented yet", file=sys.stderr)
+        return 2
+    print(f"tcvideo: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

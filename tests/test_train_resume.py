@@ -1,0 +1,92 @@
+"""Subprocess runs of `python -m tcvideo.main`: kill -9 + resume is bit-identical to an uninterrupted
+run, and 2 processes x 2 CPU devices (jax.distributed + gloo) match 1 process x 4 devices."""
+import os
+import signal
+import socket
+import time
+
+import numpy as np
+import pytest
+
+import train_fixtures as tf_
+
+TOTAL = 8  # steps; checkpoints every 2
+
+
+def _wait(p, timeout, log):
+    try:
+        rc = p.wait(timeout=timeout)
+    except Exception:
+        p.kill()
+        raise
+    assert rc == 0, f"run failed (rc={rc}); log:\n" + open(log).read()[-4000:]
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Start all runs concurrently (compilation dominates; overlapping saves wall time)."""
+    root = tmp_path_factory.mktemp("resume")
+    ref, victim, mh = str(root / "ref"), str(root / "victim"), str(root / "mh")
+    flags = [f"--config.total_steps={TOTAL}"]
+    p_ref = tf_.popen(tf_.main_cmd(ref, *flags), log=ref + ".log")
+    p_vic = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".log")
+    port = _free_port()
+    p_mh = [tf_.popen(tf_.main_cmd(mh, *flags, f"--config.coordinator_address=127.0.0.1:{port}",
+                                   "--config.num_processes=2", f"--config.process_id={i}"),
+                      devices=2, log=f"{mh}.{i}.log") for i in range(2)]
+    # Kill the victim with SIGKILL as soon as its first checkpoint is finalised (step 2 or later).
+    ckdir = os.path.join(victim, "checkpoints")
+    deadline = time.time() + 400
+    killed_after = None
+    while time.time() < deadline and p_vic.poll() is None:
+        steps = [int(d) for d in os.listdir(ckdir) if d.isdigit()] if os.path.isdir(ckdir) else []
+        if steps:
+            os.kill(p_vic.pid, signal.SIGKILL)
+            p_vic.wait()
+            killed_after = max(steps)
+            break
+        time.sleep(0.2)
+    _wait(p_ref, 500, ref + ".log")
+    p_res = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".resume.log")
+    for i, p in enumerate(p_mh):
+        _wait(p, 500, f"{mh}.{i}.log")
+    _wait(p_res, 500, victim + ".resume.log")
+    return dict(ref=ref, victim=victim, mh=mh, killed_after=killed_after)
+
+
+def test_kill9_and_resume_is_bit_identical(runs):
+    from tcvideo.train import load_checkpoint_params
+    assert runs["killed_after"] is not None and runs["killed_after"] < TOTAL, "victim was not killed mid-run"
+    resume_log = open(runs["victim"] + ".resume.log").read()
+    assert "resumed from step" in resume_log
+    a = load_checkpoint_params(runs["ref"], TOTAL)
+    b = load_checkpoint_params(runs["victim"], TOTAL)
+    import jax
+    la, lb = jax.tree_util.tree_leaves_with_path(a), jax.tree_util.tree_leaves_with_path(b)
+    assert [p for p, _ in la] == [p for p, _ in lb]
+    for (path, x), (_, y) in zip(la, lb):
+        assert x.dtype == y.dtype and x.shape == y.shape
+        assert np.array_equal(x, y), f"params differ at {jax.tree_util.keystr(path)}"
+    # and training really moved the params away from the step-0 values (the run was not a no-op)
+    la0 = tf_.losses(runs["ref"])
+    assert sorted(la0) == list(range(1, TOTAL + 1))
+    # losses after the restart point match the reference exactly
+    lv = tf_.losses(runs["victim"])
+    for s in range(runs["killed_after"] + 1, TOTAL + 1):
+        assert lv[s] == la0[s], (s, lv[s], la0[s])
+
+
+def test_two_processes_match_one_process(runs):
+    ref, mh = tf_.losses(runs["ref"]), tf_.losses(runs["mh"])
+    assert sorted(mh) == sorted(ref) == list(range(1, TOTAL + 1))
+    np.testing.assert_allclose([mh[s] for s in sorted(mh)], [ref[s] for s in sorted(ref)], rtol=2e-5, atol=1e-6)
+    log0 = open(runs["mh"] + ".0.log").read()
+    assert "process 0 of 2" in log0
