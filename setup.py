@@ -27,6 +27,7 @@ setup(
         "safetensors>=0.4,<1",
         "pillow>=10",
         "matplotlib>=3.7",
+        "importlib_resources>=6",  # tensorflow-datasets imports it without declaring it
     ],
     extras_require={
         "test": [
@@ -36,6 +37,7 @@ setup(
             "transformers>=4.45,<6",
             "nbmake>=1.5",
             "scikit-learn>=1.3",
+            "apache-beam>=2.55",  # the Beam build path is tested with the DirectRunner
         ],
         "cuda12": ["jax[cuda12]>=0.4.35,<0.11"],
         "beam": ["apache-beam>=2.55"],

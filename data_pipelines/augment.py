@@ -81,15 +81,17 @@ def color_jitter(frames, seed, brightness=0.4, contrast=0.4, saturation=0.2, hue
         x = tf.clip_by_value((x - mean) * factors(s_c, contrast) + mean, 0.0, 255.0)
         g = _gray(x)
         x = tf.clip_by_value((x - g) * factors(s_s, saturation) + g, 0.0, 255.0)
-        theta = 2.0 * 3.141592653589793 * factors(s_h, hue, (-hue, hue))[..., 0]  # [T, 1, 1]
+        theta = 2.0 * 3.141592653589793 * factors(s_h, hue, (-hue, hue))[:, 0, 0, 0]  # [T]
         rgb2yiq = tf.constant([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], tf.float32)
         yiq2rgb = tf.constant([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]], tf.float32)
-        yiq = tf.einsum("thwc,dc->thwd", x, rgb2yiq)
-        cos, sin = tf.cos(theta), tf.sin(theta)
-        i2 = yiq[..., 1] * cos - yiq[..., 2] * sin
-        q2 = yiq[..., 1] * sin + yiq[..., 2] * cos
-        yiq = tf.stack([yiq[..., 0], i2, q2], axis=-1)
-        return tf.clip_by_value(tf.einsum("thwc,dc->thwd", yiq, yiq2rgb), 0.0, 255.0)
+        cos, sin, one, zero = tf.cos(theta), tf.sin(theta), tf.ones_like(theta), tf.zeros_like(theta)
+        rot = tf.stack([tf.stack([one, zero, zero], -1), tf.stack([zero, cos, -sin], -1),
+                        tf.stack([zero, sin, cos], -1)], -2)  # [T, 3, 3]
+        # One per-frame 3x3 colour matrix (YIQ -> rotate chroma -> RGB): a single batched matmul.
+        m = tf.linalg.matmul(yiq2rgb, tf.linalg.matmul(rot, rgb2yiq))  # [T, 3, 3]
+        shape = tf.shape(x)
+        y = tf.linalg.matmul(tf.reshape(x, [shape[0], -1, 3]), m, transpose_b=True)
+        return tf.clip_by_value(tf.reshape(y, shape), 0.0, 255.0)
 
     do = tf.random.stateless_uniform([], s_apply) < p
     return tf.cond(do, jitter, lambda: frames)
@@ -210,8 +212,13 @@ def mixup_cutmix(video, labels, seed, *, num_classes: int, mixup_alpha: float = 
     lam_cut_area = 1.0 - tf.cast((y1b - y0) * (x1b - x0), tf.float32) / tf.cast(h * w, tf.float32)
 
     lam = tf.where(apply, tf.where(use_cutmix, lam_cut_area, lam_mix), 1.0)
-    mixed = tf.where(use_cutmix, tf.where(box[None, None, :, :, None], partner, video),
-                     video * lam_mix + partner * (1.0 - lam_mix))
-    video = tf.where(apply, mixed, video)
+    # tf.cond so that only the chosen mix is computed, with broadcasting arithmetic instead of
+    # a broadcast tf.where (much slower on CPU for clip-sized tensors).
+    keep = tf.cast(~box, video.dtype)[None, None, :, :, None]  # [1, 1, H, W, 1]
+    video = tf.cond(apply,
+                    lambda: tf.cond(use_cutmix,
+                                    lambda: video * keep + partner * (1.0 - keep),  # exact: keep is 0/1
+                                    lambda: partner + (video - partner) * lam_mix),
+                    lambda: video)
     targets = y1 * lam + y2 * (1.0 - lam)
     return video, targets

@@ -77,3 +77,20 @@ def load_clip(model_dir: str, dtype: Any = None) -> tuple[clip_lib.CLIP, dict]:
         raise ConversionError(f"{model_dir} holds a {meta.get('model')!r} model, not 'clip'")
     config = clip_lib.CLIPConfig.from_dict(meta["config"])
     return clip_lib.CLIP(config, dtype=dtype), params
+
+
+def convert_tc_clip(checkpoint: str, clip_checkpoint: str, out_dir: Optional[str] = None, *,
+                    dtype: str = "float32", overwrite: bool = False, **overrides):
+    """Official TC-CLIP ``.pth`` + the OpenAI CLIP ``.pt`` it was trained from -> (TCCLIPConfig, params).
+
+    ``overrides`` are TCCLIPConfig fields the checkpoint does not record (num_frames, context_tokens,
+    seed_ratio, tome_r, prompt_levels, prompt_context_length, ...); written as a model dir when ``out_dir``.
+    """
+    from tcvideo.convert import tc_clip as tc_conv
+
+    config, params = tc_conv.convert(checkpoint, clip_checkpoint, dtype=numpy_dtype(dtype), **overrides)
+    if out_dir is not None:
+        meta = {"model": "tc_clip", "config": config.to_dict(), "source": os.path.abspath(checkpoint),
+                "clip_source": os.path.abspath(clip_checkpoint), "format": "official_tc_clip", "dtype": dtype}
+        store.save_model(out_dir, params, meta, overwrite=overwrite)
+    return config, params

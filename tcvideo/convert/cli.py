@@ -111,6 +111,51 @@ add_subcommand("hf", "Hugging Face CLIPModel directory (safetensors or pytorch_m
                HF_DESCRIPTION)
 
 
+# ---------------------------------------------------------------------------------------- tc-clip
+
+TC_CLIP_DESCRIPTION = """\
+Convert an official TC-CLIP checkpoint (github.com/naver-ai/tc-clip) to a tcvideo model directory.
+
+Source format: the torch.save()d dict the official training writes ({'model': state_dict, 'optimizer',
+'lr_scheduler', 'max_accuracy', 'epoch', 'config'}), keys with or without DDP's 'module.' prefix,
+visual attention as q_proj/k_proj/v_proj, local_global_bias_table per layer >= 1, prompt_learner.ctx
+and text_encoder.prompt_generation_layer.*. The prompt buffers token_prefix/token_suffix are dropped and
+recomputed for your class names, which needs CLIP's token embedding: --clip names the OpenAI CLIP .pt
+the model was trained from. Settings the weights do not record are read from the checkpoint's saved
+config when present, else from the flags below (defaults: the released ViT-B/16 recipe).
+Load the result with tcvideo.load_tc_clip(DIR).
+"""
+
+
+def _configure_tc_clip(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="PTH", help="official TC-CLIP checkpoint")
+    p.add_argument("--clip", required=True, metavar="PT", help="OpenAI CLIP .pt (supplies token_embedding)")
+    p.add_argument("--num-frames", type=int, default=None, help="frames per clip (default 16)")
+    p.add_argument("--context-tokens", type=int, default=None, help="k context tokens (default 96)")
+    p.add_argument("--seed-ratio", type=float, default=None, help="alpha, seed tokens per frame (default 0.3)")
+    p.add_argument("--tome-r", type=int, default=None, help="bipartite merges per step (default 100)")
+    p.add_argument("--prompt-levels", default=None, help="prompt generation level(s), e.g. 12 or 6+12")
+    p.add_argument("--prompt-context-length", type=int, default=None,
+                   help="token length of class prompts (official configs: 30; LLM runs: 77)")
+    add_output_args(p)
+
+
+def _run_tc_clip(args: argparse.Namespace) -> str:
+    from tcvideo.convert import api
+
+    levels = tuple(int(x) for x in args.prompt_levels.split("+")) if args.prompt_levels else None
+    config, params = api.convert_tc_clip(
+        args.checkpoint, args.clip, args.out, dtype=args.dtype, overwrite=args.overwrite,
+        num_frames=args.num_frames, context_tokens=args.context_tokens, seed_ratio=args.seed_ratio,
+        tome_r=args.tome_r, prompt_levels=levels, prompt_context_length=args.prompt_context_length)
+    return (f"converted TC-CLIP ({api.describe(config.clip)}, {config.num_frames} frames, k={config.context_tokens}): "
+            f"{api.param_count(params):,} parameters -> {args.out}")
+
+
+add_subcommand("tc-clip", "official TC-CLIP .pth (+ the OpenAI CLIP .pt for token embeddings)", _configure_tc_clip,
+               _run_tc_clip, TC_CLIP_DESCRIPTION)
+
+
 # ------------------------------------------------------------------------------------------- main
 
 

@@ -1,0 +1,13 @@
+"""Vanilla CLIP zero-shot: run `tcvideo eval` with this config (no training). Baseline 'vanilla_clip' on the zero-shot K400 recipe (same schedule as configs/tc_clip/zero_shot_k400.py)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tc_clip"))
+import zero_shot_k400  # noqa: E402
+
+
+def get_config():
+    c = zero_shot_k400.get_config()
+    c.name = "vanilla_clip_zero_shot_k400"
+    c.model.variant = "vanilla_clip"
+    return c
