@@ -175,3 +175,49 @@ def test_float32_parity(converted):
     print(f"\n[{fx.name}] float32 errors: {errs}")
     for k, v in errs.items():
         assert v <= F32_TOL, f"{k}: {v}"
+
+
+def test_cli_conversion_and_load_api(tmp_path):
+    """`python -m tcvideo.convert tc-clip` + tcvideo.load_tc_clip reproduce the fixture logits."""
+    import subprocess
+    import sys
+    import tcvideo
+
+    fx = Fixture(FIXTURES[0])
+    clip_path, tc_path = fx.write_official_files(tmp_path)
+    ov = fx.overrides()
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "tcvideo.convert", "tc-clip", "--checkpoint", tc_path, "--clip", clip_path,
+           "--out", str(out), "--num-frames", str(ov["num_frames"]), "--context-tokens", str(ov["context_tokens"]),
+           "--seed-ratio", str(ov["seed_ratio"]), "--tome-r", str(ov["tome_r"]),
+           "--prompt-levels", "+".join(map(str, ov["prompt_levels"])),
+           "--prompt-context-length", str(ov["prompt_context_length"])]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "converted TC-CLIP" in res.stdout
+    clf = tcvideo.load_tc_clip(str(out))
+    logits = clf.logits(fx.video, fx.config["classnames"])
+    np.testing.assert_allclose(logits, fx.arrays["logits"], atol=F32_TOL)
+    ranked = clf.predict(fx.video, fx.config["classnames"], top_k=2)
+    assert len(ranked) == 2 and len(ranked[0]) == 2
+
+
+def test_converter_errors_name_keys(tmp_path):
+    import torch
+
+    fx = Fixture(FIXTURES[0])
+    clip_path, tc_path = fx.write_official_files(tmp_path)
+    ckpt = torch.load(tc_path, weights_only=False)
+    model = ckpt["model"]
+    del model["module.image_encoder.ln_post.bias"]
+    model["module.extra.weight"] = torch.zeros(3)
+    model["module.image_encoder.transformer.resblocks.0.mlp.c_fc.bias"] = torch.zeros(7)
+    torch.save(ckpt, tmp_path / "bad.pth")
+    with pytest.raises(tc_convert.ConversionError) as e:
+        tc_convert.convert(str(tmp_path / "bad.pth"), clip_path, **fx.overrides())
+    msg = str(e.value)
+    assert "image_encoder.ln_post.bias" in msg and "extra.weight" in msg
+    assert "resblocks.0.mlp.c_fc.bias (7,)" in msg
+    with pytest.raises(tc_convert.ConversionError, match="context_tokens=10000"):
+        over = dict(fx.overrides(), context_tokens=10_000)
+        tc_convert.convert(tc_path, clip_path, **over)
