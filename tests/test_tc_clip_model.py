@@ -100,8 +100,8 @@ def test_each_summary(method):
     np.testing.assert_allclose(float(g.sum()), (24.0 if method != "none" else 120.0) * 8, rtol=1e-5)
 
 
-SMALL = CLIPConfig(embed_dim=32, image_resolution=32, patch_size=8, vision_width=32, vision_layers=3,
-                   vision_heads=2, context_length=16, vocab_size=49408, text_width=32, text_heads=2, text_layers=3)
+SMALL = CLIPConfig(embed_dim=32, image_resolution=32, patch_size=8, vision_width=32, vision_layers=2,
+                   vision_heads=2, context_length=16, vocab_size=49408, text_width=32, text_heads=2, text_layers=2)
 
 
 def _small(variant="tc_clip", **kw):

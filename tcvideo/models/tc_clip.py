@@ -110,7 +110,7 @@ VARIANTS: dict[str, dict] = {
     "vp_only": dict(use_tc=False, use_vp=True, n_ctx=4),
     "vifi_clip": dict(use_tc=False, use_vp=False, n_ctx=0),
     "vanilla_clip": dict(use_tc=False, use_vp=False, n_ctx=0),
-    # TC only in the last third of the layers: ~4x fewer merge steps (see benchmarks/README.md).
+    # Lightweight: TC in the last third of the layers only, alpha 0.2 and k = 64 (cost in benchmarks/README.md).
     "tc_clip_light": dict(use_tc=True, use_vp=True, n_ctx=4, context_tokens=64, seed_ratio=0.2),
 }
 
@@ -123,7 +123,7 @@ def variant_config(name: str, clip: Any = "ViT-B/16", **overrides) -> TCCLIPConf
     fields = {**VARIANTS[name], **overrides}
     if name == "tc_clip_light" and "tc_layers" not in overrides:
         depth = clip_cfg.vision_layers
-        fields["tc_layers"] = tuple(range(max(1, depth - depth // 3), depth))
+        fields["tc_layers"] = tuple(range(max(1, depth - max(1, depth // 3)), depth))
     return TCCLIPConfig(clip=clip_cfg, **fields)
 
 
