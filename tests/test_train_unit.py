@@ -159,13 +159,13 @@ def test_fsdp_shards_largest_divisible_axis():
     assert train.fsdp_spec((64, 256), 4, True) == P(None, "data")
     assert train.fsdp_spec((3, 5), 4, True) == P()
     assert train.fsdp_spec((64, 256), 4, False) == P()
-    cfg, s, init, sh, tx, sched = _setup(**{"fsdp": True, "lr": 1e-2, "warmup_epochs": 0})
+    cfg, s, init, sh, tx, sched = _setup(**{"fsdp": True, "lr": 1e-2, "warmup_epochs": 0, "eps": 1.0})
     spec = sh["params"]["visual"]["conv1"]["kernel"].spec if "conv1" in sh["params"]["visual"] else None
     specs = [x.spec for x in jax.tree_util.tree_leaves(sh["params"])]
     assert any("data" in tuple(sp) for sp in specs)
     step = train.make_train_step(s.model, tx, sched, jnp.asarray(s.ids), compute_dtype="float32", accum=1,
                                  mesh=s.mesh, state_sharding=sh)
-    cfg2, s2, init2, sh2, tx2, sched2 = _setup(**{"lr": 1e-2, "warmup_epochs": 0})
+    cfg2, s2, init2, sh2, tx2, sched2 = _setup(**{"lr": 1e-2, "warmup_epochs": 0, "eps": 1.0})
     step2 = train.make_train_step(s2.model, tx2, sched2, jnp.asarray(s2.ids), compute_dtype="float32", accum=1,
                                   mesh=s2.mesh, state_sharding=sh2)
     batch = _batch(s)

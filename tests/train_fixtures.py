@@ -23,6 +23,7 @@ def tiny_config(variant: str = "tc_clip", **overrides) -> ml_collections.ConfigD
     c.data.num_frames = 4
     c.data.input_size = 32
     c.data.flip = False
+    c.data.mixup_prob = 0.0  # mixup is drawn per process: it would make 2x2 and 1x4 batches differ
     c.data.synthetic.classes = ("moving left", "moving right", "growing", "shrinking")
     c.data.synthetic.videos_per_class = 8
     c.data.synthetic.test_videos_per_class = 2

@@ -1,0 +1,126 @@
+"""Throughput of TC-CLIP variants: inference and training clips/s, GFLOPs per clip, achieved FLOP/s.
+
+    python benchmarks/model_bench.py --variants vifi_clip,tc_clip,tc_clip_light --frames 8,16 \
+        --batch 8 --dtype bfloat16 --out results.json
+
+Warm-up (compilation) is excluded; each number is the median of --repeats timed runs of --iters steps.
+Peak matmul FLOP/s is measured in the same run (a large square matmul in the same dtype).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from tcvideo.models import flops as flops_lib
+from tcvideo.models import tc_clip as tcm
+
+
+def _time(fn, repeats: int, iters: int) -> float:
+    """Median seconds per call of fn() (fn must block)."""
+    fn()  # warm-up / compile
+    runs = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        runs.append((time.perf_counter() - t0) / iters)
+    return statistics.median(runs)
+
+
+def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
+    a = jnp.ones((n, n), dtype)
+    f = jax.jit(lambda x: x @ x)
+    sec = _time(lambda: f(a).block_until_ready(), repeats, 3)
+    return 2 * n ** 3 / sec
+
+
+def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters: int, clip: str) -> dict:
+    cfg = tcm.variant_config(name, clip=clip, num_frames=frames)
+    c = cfg.clip
+    params = tcm.init_params(cfg, num_classes=4)
+    model = tcm.TCCLIP(cfg, dtype=dtype)
+    video = jax.random.normal(jax.random.PRNGKey(0), (batch, frames, c.image_resolution, c.image_resolution, 3))
+    ids = jnp.zeros((8, cfg.prompt_context_length), jnp.int32).at[:, 0].set(49406).at[:, 5].set(49407)
+    labels = jnp.arange(batch) % 8
+
+    enc = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"])
+    inf_s = _time(lambda: enc(params, video).block_until_ready(), repeats, iters)
+
+    tx = optax.adamw(1e-5)
+    opt = tx.init(params)
+
+    def loss_fn(p, v):
+        logits = model.apply({"params": p}, v, ids)["logits"].astype(jnp.float32)
+        return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1).mean()
+
+    @jax.jit
+    def train_step(p, o, v):
+        loss, g = jax.value_and_grad(loss_fn)(p, v)
+        upd, o = tx.update(g, o, p)
+        return optax.apply_updates(p, upd), o, loss
+
+    state = {"p": params, "o": opt}
+
+    def one():
+        state["p"], state["o"], loss = train_step(state["p"], state["o"], video)
+        loss.block_until_ready()
+
+    train_s = _time(one, repeats, iters)
+    train_flops = flops_lib.compiled_flops(train_step, params, opt, video)
+    gflops = flops_lib.vision_gflops_per_clip(cfg)
+    return {"variant": name, "frames": frames, "batch": batch, "inference_clips_per_s": batch / inf_s,
+            "train_clips_per_s": batch / train_s, "vision_gflops_per_clip": gflops,
+            "inference_flops_per_s": gflops * 1e9 * batch / inf_s, "train_flops_per_s": train_flops / train_s}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default="vifi_clip,tc_clip,tc_clip_light")
+    ap.add_argument("--frames", default="8,16")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    ap.add_argument("--clip", default="ViT-B/16")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=3)
+    ap.add_argument("--matmul-n", type=int, default=4096)
+    ap.add_argument("--out", default="")
+    a = ap.parse_args()
+    dtype = getattr(jnp, a.dtype)
+    peak = peak_matmul_flops(dtype, a.matmul_n, a.repeats)
+    rows = []
+    for frames in map(int, a.frames.split(",")):
+        for v in a.variants.split(","):
+            r = bench_variant(v, frames, a.batch, dtype, a.repeats, a.iters, a.clip)
+            r["train_mfu"] = r["train_flops_per_s"] / peak
+            r["inference_mfu"] = r["inference_flops_per_s"] / peak
+            rows.append(r)
+            print(json.dumps(r), flush=True)
+    dev = jax.devices()[0]
+    meta = {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}", "host": platform.node(),
+            "dtype": a.dtype, "peak_matmul_flops_per_s": peak, "jax": jax.__version__,
+            "date": time.strftime("%Y-%m-%d")}
+    print(f"\n{meta}\n{'variant':>14} {'T':>3} {'infer clips/s':>14} {'train clips/s':>14} {'GFLOPs':>8} {'train MFU':>9}")
+    for r in rows:
+        print(f"{r['variant']:>14} {r['frames']:>3} {r['inference_clips_per_s']:>14.2f} {r['train_clips_per_s']:>14.2f} "
+              f"{r['vision_gflops_per_clip']:>8.1f} {r['train_mfu']:>9.3f}")
+    for f in sorted({r["frames"] for r in rows}):
+        base = [r for r in rows if r["frames"] == f and r["variant"] == "vifi_clip"]
+        for r in rows:
+            if base and r["frames"] == f and r["variant"] != "vifi_clip":
+                print(f"T={f} {r['variant']}/vifi_clip inference throughput ratio: "
+                      f"{r['inference_clips_per_s'] / base[0]['inference_clips_per_s']:.3f}")
+    if a.out:
+        with open(a.out, "w") as fh:
+            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
