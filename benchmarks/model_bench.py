@@ -42,7 +42,8 @@ def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
     return 2 * n ** 3 / sec
 
 
-def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters: int, clip: str) -> dict:
+def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters: int, clip: str,
+                  skip_train: bool = False) -> dict:
     cfg = tcm.variant_config(name, clip=clip, num_frames=frames)
     c = cfg.clip
     params = tcm.init_params(cfg, num_classes=4)
@@ -52,7 +53,14 @@ def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters
     labels = jnp.arange(batch) % 8
 
     enc = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"])
+    t0 = time.perf_counter()
+    enc(params, video).block_until_ready()
+    print(f"  {name} T={frames}: inference compile+first run {time.perf_counter() - t0:.1f}s", flush=True)
     inf_s = _time(lambda: enc(params, video).block_until_ready(), repeats, iters)
+    print(f"  {name} T={frames}: inference {batch / inf_s:.1f} clips/s", flush=True)
+    if skip_train:
+        return {"variant": name, "frames": frames, "batch": batch, "inference_clips_per_s": batch / inf_s,
+                "vision_gflops_per_clip": flops_lib.vision_gflops_per_clip(cfg)}
 
     tx = optax.adamw(1e-5)
     opt = tx.init(params)
@@ -74,7 +82,8 @@ def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters
         loss.block_until_ready()
 
     train_s = _time(one, repeats, iters)
-    train_flops = flops_lib.compiled_flops(train_step, params, opt, video)
+    abstract = lambda t: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), t)
+    train_flops = flops_lib.compiled_flops(train_step, *abstract((params, opt, video)))
     gflops = flops_lib.vision_gflops_per_clip(cfg)
     return {"variant": name, "frames": frames, "batch": batch, "inference_clips_per_s": batch / inf_s,
             "train_clips_per_s": batch / train_s, "vision_gflops_per_clip": gflops,
@@ -92,15 +101,17 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--matmul-n", type=int, default=4096)
     ap.add_argument("--out", default="")
+    ap.add_argument("--skip-train", action="store_true", help="inference only")
     a = ap.parse_args()
     dtype = getattr(jnp, a.dtype)
     peak = peak_matmul_flops(dtype, a.matmul_n, a.repeats)
     rows = []
     for frames in map(int, a.frames.split(",")):
         for v in a.variants.split(","):
-            r = bench_variant(v, frames, a.batch, dtype, a.repeats, a.iters, a.clip)
-            r["train_mfu"] = r["train_flops_per_s"] / peak
-            r["inference_mfu"] = r["inference_flops_per_s"] / peak
+            r = bench_variant(v, frames, a.batch, dtype, a.repeats, a.iters, a.clip, a.skip_train)
+            if "train_flops_per_s" in r:
+                r["train_mfu"] = r["train_flops_per_s"] / peak
+                r["inference_mfu"] = r["inference_flops_per_s"] / peak
             rows.append(r)
             print(json.dumps(r), flush=True)
     dev = jax.devices()[0]
@@ -109,8 +120,9 @@ def main() -> None:
             "date": time.strftime("%Y-%m-%d")}
     print(f"\n{meta}\n{'variant':>14} {'T':>3} {'infer clips/s':>14} {'train clips/s':>14} {'GFLOPs':>8} {'train MFU':>9}")
     for r in rows:
-        print(f"{r['variant']:>14} {r['frames']:>3} {r['inference_clips_per_s']:>14.2f} {r['train_clips_per_s']:>14.2f} "
-              f"{r['vision_gflops_per_clip']:>8.1f} {r['train_mfu']:>9.3f}")
+        print(f"{r['variant']:>14} {r['frames']:>3} {r['inference_clips_per_s']:>14.2f} "
+              f"{r.get('train_clips_per_s', float('nan')):>14.2f} {r['vision_gflops_per_clip']:>8.1f} "
+              f"{r.get('train_mfu', float('nan')):>9.3f}")
     for f in sorted({r["frames"] for r in rows}):
         base = [r for r in rows if r["frames"] == f and r["variant"] == "vifi_clip"]
         for r in rows:

@@ -139,6 +139,12 @@ def test_float64_parity(converted):
 
 
 def test_float32_parity(converted):
+    # GPUs default to TF32 matmuls for float32 (~1e-3 error), which flips near-tied seed choices.
+    with jax.default_matmul_precision("highest"):
+        _float32_parity(converted)
+
+
+def _float32_parity(converted):
     fx, config, params, ids = converted
     a = fx.arrays
     p, model, out = _run(config, params, fx.video, ids, jnp.float32)

@@ -11,7 +11,9 @@ from tcvideo.models import tc_clip as tcm
 
 def compiled_flops(fn, *args) -> float:
     """FLOPs XLA counts for ``jax.jit(fn)(*args)`` (args may be ShapeDtypeStructs)."""
-    cost = jax.jit(fn).lower(*args).compile().cost_analysis()
+    # XLA:GPU's cost analysis misses cuDNN/custom-call work, so count on the CPU backend everywhere.
+    with jax.default_device(jax.devices("cpu")[0]):
+        cost = jax.jit(fn).lower(*args).compile().cost_analysis()
     if isinstance(cost, (list, tuple)):  # older jax returns one dict per device program
         cost = cost[0]
     return float(cost.get("flops", 0.0))
