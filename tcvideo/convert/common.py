@@ -13,6 +13,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from tcvideo.tree_util import flatten, unflatten  # noqa: F401  (re-exported for converters)
+
 
 class ConversionError(ValueError):
     """A checkpoint does not fit the model; the message lists every offending key."""
@@ -45,27 +47,9 @@ def dense_rules(dst: str, src: str) -> list[Rule]:
     return [Rule(f"{dst}/kernel", (f"{src}.weight",), transpose), Rule(f"{dst}/bias", (f"{src}.bias",))]
 
 
-def flatten_shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:
+def flatten_shapes(tree: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Nested dict of arrays / ShapeDtypeStructs -> {'a/b/c': shape}."""
-    out = {}
-    for k, v in tree.items():
-        path = f"{prefix}/{k}" if prefix else str(k)
-        if isinstance(v, Mapping):
-            out.update(flatten_shapes(v, path))
-        else:
-            out[path] = tuple(v.shape)
-    return out
-
-
-def unflatten(flat: Mapping[str, Any]) -> dict:
-    out: dict = {}
-    for path, v in flat.items():
-        node = out
-        *parents, leaf = path.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return out
+    return {k: tuple(v.shape) for k, v in flatten(tree).items()}
 
 
 def apply_rules(state_dict: Mapping[str, np.ndarray], rules: Sequence[Rule],

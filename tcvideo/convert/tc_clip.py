@@ -17,6 +17,7 @@ from tcvideo.convert.common import (ConversionError, Rule, apply_rules, conv_ker
                                     flatten_shapes, layernorm_rules, read_torch_file, strip_prefix,
                                     to_numpy_state_dict, transpose)
 from tcvideo.models import clip as clip_lib
+from tcvideo.tree_util import flatten, unflatten
 from tcvideo.models import tc_clip as tc_lib
 
 # Buffers recomputed from the current class names (as the official load_checkpoint does).
@@ -200,7 +201,7 @@ def clip_init_params(clip_params: Mapping[str, Any], config: tc_lib.TCCLIPConfig
     from tcvideo.models.prompting import ctx_init_vectors
     rng = rng or np.random.default_rng(0)
     shapes = flatten_shapes(tc_lib.param_shapes(config))
-    src = {k: np.asarray(v) for k, v in flatten_shapes_values(clip_params).items()}
+    src = {k: np.asarray(v) for k, v in flatten(clip_params).items()}
     out = {}
     for path, shape in shapes.items():
         if path in src and src[path].shape == shape:
@@ -219,16 +220,4 @@ def clip_init_params(clip_params: Mapping[str, Any], config: tc_lib.TCCLIPConfig
             out[path] = src[f"text/resblocks_{level - 1}/{rest}"].copy()
         else:
             raise ConversionError(f"CLIP parameters lack {path} {shape} needed by this TC-CLIP config")
-    from tcvideo.convert.common import unflatten
     return unflatten({k: v.astype(np.float32) for k, v in out.items()})
-
-
-def flatten_shapes_values(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        path = f"{prefix}/{k}" if prefix else str(k)
-        if isinstance(v, Mapping):
-            out.update(flatten_shapes_values(v, path))
-        else:
-            out[path] = v
-    return out

@@ -6,27 +6,7 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
-
-def _flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out = {}
-    for k, v in tree.items():
-        path = f"{prefix}/{k}" if prefix else str(k)
-        if isinstance(v, Mapping):
-            out.update(_flatten(v, path))
-        else:
-            out[path] = v
-    return out
-
-
-def _unflatten(flat: Mapping[str, Any]) -> dict:
-    out: dict = {}
-    for path, v in flat.items():
-        node = out
-        *parents, leaf = path.split("/")
-        for p in parents:
-            node = node.setdefault(p, {})
-        node[leaf] = v
-    return out
+from tcvideo.tree_util import flatten as _flatten, unflatten as _unflatten
 
 
 def weight_ensemble(clip_init_params: Mapping[str, Any], finetuned_params: Mapping[str, Any], w: float) -> dict:
