@@ -142,11 +142,9 @@ def detect_config(sd: Mapping[str, np.ndarray], saved: Mapping[str, Any], token_
         fields["num_frames"] = int(pos[0])
     n_pg = count_indexed(sd, "text_encoder.prompt_generation_layer.", ".attn.in_proj_weight")
     fields["use_vp"] = n_pg > 0
-    fields["use_tc"] = any(k.endswith("local_global_bias_table") for k in sd) or fields.get("use_tc", True)
-    if "prompt_learner.ctx" in sd:
-        fields["n_ctx"] = int(sd["prompt_learner.ctx"].shape[0])
-    else:
-        fields["n_ctx"] = 0
+    # Official TC-CLIP checkpoints always hold TC vision blocks (q/k/v split), bias tables or not.
+    fields["use_tc"] = True
+    fields["n_ctx"] = int(sd["prompt_learner.ctx"].shape[0]) if "prompt_learner.ctx" in sd else 0
     fields.update({k: v for k, v in overrides.items() if v is not None})
     if fields.get("positional_embedding_type") == "joint" and len(pos) == 3 and fields.get("num_frames") != pos[0]:
         raise ConversionError(f"{source}: joint positional embedding holds {pos[0]} frames but num_frames="

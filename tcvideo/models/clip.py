@@ -216,10 +216,14 @@ class TextTransformer(nn.Module):
         return self.pool_and_project(x, ids)
 
     def pool_and_project(self, x: Array, ids: Array) -> Array:
-        """Hidden states [B, L, D] -> ln_final at the EOT position @ text_projection -> [B, E]."""
-        x = self.ln_final(x)
+        """Hidden states [..., L, D] -> ln_final at the EOT position (argmax of ids [..., L]) @ text_projection.
+
+        ``ids`` may have fewer leading axes than ``x`` (prompts shared by a batch of videos: x [B, C, L, D],
+        ids [C, L]); they broadcast. LayerNorm is per token, so pooling before it is identical.
+        """
         eot = jnp.argmax(ids, axis=-1)
-        pooled = jnp.take_along_axis(x, eot[:, None, None], axis=1)[:, 0]
+        idx = eot.reshape((1,) * (x.ndim - 2 - eot.ndim) + eot.shape + (1, 1))
+        pooled = self.ln_final(jnp.take_along_axis(x, idx, axis=-2)[..., 0, :])
         return pooled @ self.text_projection.astype(pooled.dtype)
 
     def __call__(self, ids: Array) -> Array:

@@ -12,7 +12,7 @@ choice is deterministic where the reference's is not.
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -155,13 +155,7 @@ def no_summary(tokens: Array) -> tuple[Array, Array]:
     return tokens, jnp.ones(tokens.shape[:1], tokens.dtype)
 
 
-SUMMARIES: dict[str, Callable] = {
-    "bipartite": bipartite_summary,
-    "kmeans": kmeans_summary,
-    "dpc_knn": dpc_knn_summary,
-    "random": random_summary,
-    "none": no_summary,
-}
+SUMMARIES = ("bipartite", "kmeans", "dpc_knn", "random", "none")
 
 
 def summarize(method: str, tokens: Array, k: int, r: int, rng: Optional[Array] = None

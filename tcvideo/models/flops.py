@@ -22,7 +22,7 @@ def compiled_flops(fn, *args) -> float:
 def vision_gflops_per_clip(config: tcm.TCCLIPConfig, batch: int = 1, dtype: Any = jnp.float32) -> float:
     """GFLOPs of the video encoder for one clip of ``config.num_frames`` frames (the paper's measure)."""
     c = config.clip
-    params = jax.eval_shape(lambda: tcm.init_params(config))
+    params = tcm.param_shapes(config)
     video = jax.ShapeDtypeStruct((batch, config.num_frames, c.image_resolution, c.image_resolution, 3), dtype)
     model = tcm.TCCLIP(config)
     fn = lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"]

@@ -17,8 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tcvideo.models.clip import CLIPConfig
-from tcvideo.models.layers import MLP, LayerNorm, MultiHeadAttention, ResidualAttentionBlock
+from tcvideo.models.clip import TextTransformer
+from tcvideo.models.layers import MLP, LayerNorm, MultiHeadAttention
 from tcvideo.tokenizer import get_tokenizer
 
 Array = jax.Array
@@ -106,32 +106,22 @@ class PromptGenerationLayer(nn.Module):
         return ctx + MLP(self.width, name="mlp", **kw)(LayerNorm(name="ln_2", **kw)(ctx))
 
 
-class PromptedTextEncoder(nn.Module):
+class PromptedTextEncoder(TextTransformer):
     """CLIP text tower with learnable prompt vectors and optional video-conditional prompting.
 
     ``__call__(ids [C, L], context: list of [B, k, E] or None)`` -> text features [B or 1, C, E]
-    (unnormalised). ``n_ctx = 0`` gives plain CLIP prompts (vanilla CLIP / ViFi-CLIP).
+    (unnormalised). ``n_ctx = 0`` gives plain CLIP prompts (vanilla CLIP / ViFi-CLIP). The tower's
+    parameters are CLIP's own (``TextTransformer``), plus ``ctx`` and ``prompt_generation_j``.
     """
 
-    config: CLIPConfig
     n_ctx: int = 4
     prompt_levels: tuple[int, ...] = ()   # 1-based text block indices (before which VP runs)
     stop_gradient_context: bool = True
-    dtype: Optional[Dtype] = None
-    param_dtype: Dtype = jnp.float32
 
     def setup(self):
+        super().setup()
         c = self.config
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
-        self.token_embedding = nn.Embed(c.vocab_size, c.text_width, param_dtype=self.param_dtype,
-                                        embedding_init=nn.initializers.normal(0.02))
-        self.positional_embedding = self.param("positional_embedding", nn.initializers.normal(0.01),
-                                               (c.context_length, c.text_width), self.param_dtype)
-        self.resblocks = [ResidualAttentionBlock(c.text_width, c.text_heads, causal=True,
-                                                 name=f"resblocks_{i}", **kw) for i in range(c.text_layers)]
-        self.ln_final = LayerNorm(**kw)
-        self.text_projection = self.param("text_projection", nn.initializers.normal(c.text_width ** -0.5),
-                                          (c.text_width, c.embed_dim), self.param_dtype)
         if self.n_ctx:
             self.ctx = self.param("ctx", nn.initializers.normal(0.02), (self.n_ctx, c.text_width),
                                   self.param_dtype)
@@ -176,10 +166,3 @@ class PromptedTextEncoder(nn.Module):
         ctx = x[:, :, 1:1 + self.n_ctx].reshape(b, c * self.n_ctx, d)
         ctx = self.prompt_generation[j](ctx, context.astype(x.dtype)).reshape(b, c, self.n_ctx, d)
         return jnp.concatenate([x[:, :, :1], ctx, x[:, :, 1 + self.n_ctx:]], axis=2)
-
-    def pool_and_project(self, x: Array, ids: Array) -> Array:
-        """[B, C, L, D] -> ln_final at each prompt's EOT (argmax id) @ text_projection -> [B, C, E]."""
-        eot = jnp.argmax(ids, axis=-1)  # [C]
-        pooled = jnp.take_along_axis(x, eot[None, :, None, None], axis=2)[:, :, 0]
-        pooled = self.ln_final(pooled)  # LayerNorm is per token, so pooling first is identical
-        return pooled @ self.text_projection.astype(pooled.dtype)
