@@ -1,27 +1,27 @@
 """The one trainer for every tcvideo model: ``train_and_evaluate(config, workdir)`` and
-``evaluate_workdir(config, workdir)``.
+``evaluate_workdir(config, workdir)``. What is trained comes from the task named by ``config.task``
+(``tcvideo/tasks``: model, params, data stream, loss, evaluation); everything else is here.
 
 * Devices: one ``Mesh`` over all devices with axis 'data'; batches are global arrays sharded over
   'data' (``jax.make_array_from_process_local_data``); params / optimizer state are replicated, or
   sharded along their largest divisible axis with ``config.fsdp``. One ``jax.jit`` train step
   with explicit in/out shardings; multi-host through ``jax.distributed.initialize``.
-* Optimisation (official TC-CLIP recipe): soft-target cross-entropy; AdamW (0.9, 0.98, 1e-8),
-  weight decay on every trainable parameter; per-step cosine schedule with linear warmup from 0;
-  prompt / VP parameters at ``prompt_lr_mult`` x lr; token embedding frozen; optional global-norm
-  clipping; gradient accumulation by ``lax.scan`` over micro-batches; float32 params with
-  float32 / bfloat16 / float16 compute (float16: dynamic loss scaling).
+* Optimisation (official TC-CLIP recipe): AdamW (0.9, 0.98, 1e-8), weight decay on every trainable
+  parameter; per-step cosine schedule with linear warmup from 0; the task labels parameters 'prompt'
+  (``prompt_lr_mult`` x lr) or 'frozen'; optional global-norm clipping; gradient accumulation by
+  ``lax.scan`` over micro-batches; float32 params with float32 / bfloat16 / float16 compute (float16:
+  dynamic loss scaling); optional rematerialisation of transformer blocks (``config.remat``).
 * Resume: the data stream is a pure function of (seed, step), so a checkpoint holds the train
   state and the step is the input position. Killed runs restart bit-identically.
 """
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
 import signal
 import time
-from typing import Any, Optional
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -34,9 +34,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tcvideo import train_config
 from tcvideo.train_config import ConfigError
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-FROZEN = ("text/token_embedding",)
-PROMPT = ("text/ctx", "prompt_generation")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -111,15 +108,9 @@ def path_str(path) -> str:
     return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
 
 
-def param_labels(params):
-    def label(path, _):
-        s = path_str(path)
-        if any(s.startswith(f) for f in FROZEN):
-            return "frozen"
-        if any(p in s for p in PROMPT):
-            return "prompt"
-        return "base"
-    return jax.tree_util.tree_map_with_path(label, params)
+def param_labels(params, label_fn):
+    """'base' / 'prompt' / 'frozen' per leaf, from ``label_fn("a/b/c")`` (the task's ``param_label``)."""
+    return jax.tree_util.tree_map_with_path(lambda path, _: label_fn(path_str(path)), params)
 
 
 def lr_schedule(base_lr: float, min_lr: float, warmup_steps: int, total_steps: int):
@@ -133,7 +124,7 @@ def lr_schedule(base_lr: float, min_lr: float, warmup_steps: int, total_steps: i
     return sched
 
 
-def make_optimizer(config, params, total_steps: int, warmup_steps: int):
+def make_optimizer(config, params, total_steps: int, warmup_steps: int, label_fn):
     sched = lr_schedule(config.lr, config.min_lr, warmup_steps, total_steps)
     mult = float(config.prompt_lr_mult)
 
@@ -141,103 +132,63 @@ def make_optimizer(config, params, total_steps: int, warmup_steps: int):
         return optax.adamw(s, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay)
 
     tx = optax.multi_transform({"base": adamw(sched), "prompt": adamw(lambda t: mult * sched(t)),
-                                "frozen": optax.set_to_zero()}, param_labels(params))
+                                "frozen": optax.set_to_zero()}, param_labels(params, label_fn))
     if config.grad_clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
     return tx, sched
 
 
-def load_clip_params(path: str):
-    """OpenAI .pt file or tcvideo CLIP model dir -> (CLIPConfig, params)."""
-    if os.path.isdir(path):
-        from tcvideo.convert import store
-        from tcvideo.models import clip as clip_lib
-        params, meta = store.load_model(path)
-        return clip_lib.CLIPConfig.from_dict(meta["config"]), params
-    from tcvideo.convert.openai import convert_file
-    return convert_file(path)
-
-
-def initial_params(config, mc) -> dict:
-    """Numpy params before fine-tuning: from init_checkpoint, from CLIP (init_clip), or random."""
-    from tcvideo.models import tc_clip as tc_lib
-    if config.init_checkpoint:
-        from tcvideo.convert import store
-        params, _ = store.load_model(config.init_checkpoint)
-        return jax.tree_util.tree_map(np.asarray, params)
-    if config.init_clip:
-        from tcvideo.convert.tc_clip import clip_init_params
-        clip_cfg, clip_params = load_clip_params(config.init_clip)
-        if clip_cfg != mc.clip:
-            raise ConfigError(f"config.init_clip: checkpoint is {clip_cfg} but config.model.clip is {mc.clip}")
-        return clip_init_params(clip_params, mc, rng=np.random.default_rng(config.seed))
-    with jax.default_device(jax.local_devices(backend="cpu")[0]):
-        p = tc_lib.init_params(mc, jax.random.PRNGKey(config.seed))
-    return jax.tree_util.tree_map(np.asarray, p)
-
-
-def class_prompts(data_cfg, mc, prefix: str, llm_path: str = "") -> np.ndarray:
-    from data_pipelines.input_pipeline import dataset_info
-    from tcvideo.models import prompting
-    if llm_path:
-        texts = prompting.load_llm_descriptions(llm_path)
-        return prompting.tokenize_prompts(texts, mc.prompt_context_length, prefix, split_camel_case=False)
-    names = dataset_info(data_cfg)["class_names"]
-    return prompting.tokenize_prompts(names, mc.prompt_context_length, prefix, split_camel_case=mc.split_camel_case)
-
-
 # ----------------------------------------------------------------------------- steps
-
-def soft_cross_entropy(logits, targets):
-    return -(targets * jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)).sum(-1).mean()
-
 
 def _all_finite(tree) -> jax.Array:
     leaves = jax.tree_util.tree_leaves(tree)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
 
 
-def make_train_step(model, tx, sched, ids, *, compute_dtype: str, accum: int, mesh: Mesh,
-                    state_sharding, growth_interval: int = 2000):
+def make_train_step(task, tx, sched, *, accum: int, mesh: Mesh, state_sharding, growth_interval: int = 2000):
     """-> jitted step(state, batch) -> (state, metrics). state: dict(params, opt_state, step, rng,
-    loss_scale, good_steps). A step with non-finite loss or gradients leaves params and optimizer
-    state unchanged (metrics['finite'] = False); with float16 it halves the loss scale."""
-    cdt = DTYPES[compute_dtype]
-    fp16 = compute_dtype == "float16"
-    ids = jnp.asarray(ids)
+    loss_scale, good_steps); batch: dict of global arrays [B, ...] sharded over 'data'. The loss is
+    ``task.loss(params, micro_batch, rng)`` with rng = fold_in(state rng, step[, micro-batch]).
+    A step with non-finite loss or gradients leaves params and optimizer state unchanged
+    (metrics['finite'] = False); with float16 it halves the loss scale."""
+    fp16 = task.compute_dtype == jnp.float16
     data_sh = NamedSharding(mesh, P("data"))
     micro_sh = NamedSharding(mesh, P(None, "data"))
 
-    def loss_fn(params, video, targets, scale):
-        out = model.apply({"params": params}, video.astype(cdt), ids)
-        loss = soft_cross_entropy(out["logits"], targets)
-        return loss * scale, loss
+    def loss_fn(params, batch, rng, scale):
+        loss, aux = task.loss(params, batch, rng)
+        return loss * scale, (loss, aux)
 
     grad_fn = jax.grad(loss_fn, has_aux=True)
 
     def step(state, batch):
         params = state["params"]
         scale = state["loss_scale"] if fp16 else jnp.float32(1.0)
-        video, targets = batch["video"], batch["targets"]
+        rng = jax.random.fold_in(state["rng"], state["step"])
         if accum == 1:
-            grads, loss = grad_fn(params, video, targets, scale)
+            grads, (loss, aux) = grad_fn(params, batch, rng, scale)
         else:
             def split(x):  # [B, ...] -> [A, B/A, ...]; micro-batch a = rows a, a+A, ... (spread on devices)
                 x = x.reshape((x.shape[0] // accum, accum) + x.shape[1:]).swapaxes(0, 1)
                 return jax.lax.with_sharding_constraint(x, micro_sh)
-            vs, ts = split(video), split(targets)
+            micro = jax.tree_util.tree_map(split, batch)
 
             def body(carry, xs):
-                g_acc, l_acc = carry
-                g, l = grad_fn(params, xs[0], xs[1], scale)
-                return (jax.tree_util.tree_map(jnp.add, g_acc, g), l_acc + l), None
+                g_acc, l_acc, a_acc = carry
+                mb, a = xs
+                g, (l, aux_a) = grad_fn(params, mb, jax.random.fold_in(rng, a), scale)
+                add = lambda u, v: jax.tree_util.tree_map(jnp.add, u, v)
+                return (add(g_acc, g), l_acc + l, add(a_acc, aux_a)), None
 
             zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-            (grads, loss), _ = jax.lax.scan(body, (zeros, jnp.float32(0.0)), (vs, ts))
+            aux0 = jax.tree_util.tree_map(jnp.zeros_like, jax.eval_shape(
+                lambda: grad_fn(params, jax.tree_util.tree_map(lambda x: x[0], micro), rng, scale)[1][1]))
+            (grads, loss, aux), _ = jax.lax.scan(body, (zeros, jnp.float32(0.0), aux0), (micro, jnp.arange(accum)))
             grads = jax.tree_util.tree_map(lambda g: g / accum, grads)
             loss = loss / accum
+            aux = jax.tree_util.tree_map(lambda x: x / accum, aux)
         grads = jax.tree_util.tree_map(lambda g: (g / scale).astype(jnp.float32), grads)
-        labels = param_labels(grads)
+        labels = param_labels(grads, task.param_label)
         grads = jax.tree_util.tree_map(lambda g, lab: jnp.zeros_like(g) if lab == "frozen" else g, grads, labels)
         finite = jnp.isfinite(loss) & _all_finite(grads)
         updates, new_opt = tx.update(grads, state["opt_state"], params)
@@ -247,7 +198,6 @@ def make_train_step(model, tx, sched, ids, *, compute_dtype: str, accum: int, me
         new_state["params"] = keep(new_params, params)
         new_state["opt_state"] = keep(new_opt, state["opt_state"])
         new_state["step"] = state["step"] + 1
-        new_state["rng"] = state["rng"]
         if fp16:
             good = jnp.where(finite, state["good_steps"] + 1, 0)
             grow = good >= growth_interval
@@ -255,7 +205,8 @@ def make_train_step(model, tx, sched, ids, *, compute_dtype: str, accum: int, me
             new_state["loss_scale"] = new_scale.astype(jnp.float32)
             new_state["good_steps"] = jnp.where(grow, 0, good).astype(jnp.int32)
         metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "finite": finite,
-                   "lr": sched(state["step"]), "loss_scale": scale}
+                   "lr": sched(state["step"]), "loss_scale": scale,
+                   **{f"aux/{k}": jnp.asarray(v, jnp.float32) for k, v in aux.items()}}
         return new_state, metrics
 
     metric_sh = NamedSharding(mesh, P())
@@ -263,37 +214,17 @@ def make_train_step(model, tx, sched, ids, *, compute_dtype: str, accum: int, me
                    donate_argnums=(0,))
 
 
-def make_eval_step(model, mesh: Mesh, params_sharding, compute_dtype: str = "float32"):
-    """-> jitted fn(params, ids, batch) -> [top1 correct, top5 correct, count] (global sums);
-    softmax averaged over the V views of each video."""
-    cdt = DTYPES[compute_dtype]
-    data_sh = NamedSharding(mesh, P("data"))
-
-    def fn(params, ids, video, label, mask):
-        b, v = video.shape[:2]
-        flat = video.reshape((b * v,) + video.shape[2:]).astype(cdt)
-        logits = model.apply({"params": params}, flat, ids)["logits"].astype(jnp.float32)
-        probs = jax.nn.softmax(logits, -1).reshape(b, v, -1).mean(1)
-        k = min(5, probs.shape[-1])
-        topk = jax.lax.top_k(probs, k)[1]
-        hit1 = (topk[:, 0] == label) & mask
-        hit5 = jnp.any(topk == label[:, None], axis=-1) & mask
-        return jnp.stack([hit1.sum(), hit5.sum(), mask.sum()]).astype(jnp.float32)
-
-    return jax.jit(fn, in_shardings=(params_sharding, NamedSharding(mesh, P()), data_sh, data_sh, data_sh),
-                   out_shardings=NamedSharding(mesh, P()))
-
-
 # ----------------------------------------------------------------------------- setup
 
 class Setup:
-    """Everything derived from config + devices, before any compute."""
+    """Everything derived from config + devices, before any compute (the task validates its fields)."""
 
     def __init__(self, config, workdir: Optional[str] = None):
+        from tcvideo.tasks import get_task
         maybe_initialize_distributed(config)
-        v = train_config.validate(config)
+        train_config.validate_common(config)
         self.config, self.workdir = config, workdir
-        self.mc, self.info, self.eval_info = v["model"], v["info"], v["eval_info"]
+        self.task = get_task(config)
         self.mesh = make_mesh()
         n = self.mesh.devices.size
         b = config.batch_size
@@ -305,17 +236,17 @@ class Setup:
             raise ConfigError(f"config.batch_size: {b} not divisible by {jax.process_count()} processes")
         if config.eval.batch_size % n:
             raise ConfigError(f"config.eval.batch_size: {config.eval.batch_size} not divisible by {n} devices")
-        n_train = self.info["num_examples"][config.data.train_split]
-        self.steps_per_epoch = max(1, n_train // b)
+        self.steps_per_epoch = max(1, self.task.num_train_examples // b)
         self.total_steps = int(config.total_steps) or int(config.epochs * self.steps_per_epoch)
         self.warmup_steps = int(config.warmup_epochs * self.steps_per_epoch)
         self.eval_every = int(config.eval_every) or self.steps_per_epoch
-        from tcvideo.models.tc_clip import TCCLIP
-        self.model = TCCLIP(self.mc, dtype=DTYPES[config.compute_dtype], param_dtype=jnp.float32)
-        self.ids = class_prompts(config.data, self.mc, config.prompt_prefix, config.llm_descriptions)
+
+    def optimizer(self, params_shapes):
+        return make_optimizer(self.config, params_shapes, self.total_steps, self.warmup_steps,
+                              self.task.param_label)
 
     def abstract_state(self, params_shapes):
-        tx, _ = make_optimizer(self.config, params_shapes, self.total_steps, self.warmup_steps)
+        tx, _ = self.optimizer(params_shapes)
         opt = jax.eval_shape(tx.init, params_shapes)
         scalar = lambda dt: jax.ShapeDtypeStruct((), dt)
         return {"params": params_shapes, "opt_state": opt, "step": scalar(jnp.int32),
@@ -335,7 +266,7 @@ def _managers(workdir: str, config, create: bool = True):
     opts = ocp.CheckpointManagerOptions(max_to_keep=int(config.keep_checkpoints), create=create,
                                         enable_async_checkpointing=bool(config.async_checkpointing))
     latest = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=opts)
-    best_opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=create, best_fn=lambda m: m["top1"],
+    best_opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=create, best_fn=lambda m: m["primary"],
                                              best_mode="max", enable_async_checkpointing=False)
     best = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "best"), options=best_opts)
     return latest, best
@@ -378,6 +309,12 @@ def save_resolved_config(config, workdir: str) -> None:
                 "def get_config():\n    return ml_collections.ConfigDict(_CONFIG)\n")
 
 
+def _flat_scalars(prefix: str, results: dict) -> dict:
+    """{target: {metric: number}} -> {'prefix/target/metric': float} (non-numbers skipped)."""
+    return {f"{prefix}/{t}/{k}": float(v) for t, r in results.items() for k, v in r.items()
+            if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)}
+
+
 class _JsonLog:
     def __init__(self, path: Optional[str]):
         self.path = path
@@ -390,83 +327,27 @@ class _JsonLog:
 
 # ----------------------------------------------------------------------------- evaluation
 
-def evaluate_params(setup: Setup, params, params_sharding, *, targets: Optional[dict] = None,
-                    num_clips: Optional[int] = None, num_crops: Optional[int] = None) -> dict:
-    """name -> {'top1', 'top5', 'count', 'group'} over the eval targets (softmax averaged over views)."""
-    from data_pipelines.input_pipeline import make_eval_iterator
-    config = setup.config
-    targets = targets or train_config.eval_targets(config)
-    nc = config.eval.num_clips if num_clips is None else num_clips
-    ncr = config.eval.num_crops if num_crops is None else num_crops
-    step_fn = make_eval_step(setup.model, setup.mesh, params_sharding, config.compute_dtype)
-    data_sh = NamedSharding(setup.mesh, P("data"))
-    rep = NamedSharding(setup.mesh, P())
-    results = {}
-    for name, (group, data) in targets.items():
-        t_cfg = config.eval.datasets.get(name, None) if len(config.eval.datasets) else None
-        llm = (t_cfg.get("llm_descriptions", "") if t_cfg is not None else "") or \
-            (config.llm_descriptions if data.name == config.data.name else "")
-        ids = replicated_value(class_prompts(data, setup.mc, config.prompt_prefix, llm), rep)
-        total = np.zeros(3, np.float64)
-        it = make_eval_iterator(data, split=data.test_split, batch_size=config.eval.batch_size, num_clips=nc,
-                                num_crops=ncr, process_index=jax.process_index(), process_count=jax.process_count())
-        for batch in it:
-            out = step_fn(params, ids, global_array(batch["video"], data_sh), global_array(batch["label"], data_sh),
-                          global_array(batch["mask"], data_sh))
-            total += np.asarray(jax.device_get(out), np.float64)
-        n = max(total[2], 1.0)
-        results[name] = {"top1": 100.0 * total[0] / n, "top5": 100.0 * total[1] / n, "count": int(total[2]),
-                         "group": group, "views": f"{nc}x{ncr}"}
-    return results
-
-
-def summarize(results: dict, protocol: str) -> dict:
-    """Per-group mean / std of top-1 (zero-shot splits), and base/novel harmonic mean."""
-    groups: dict[str, list[float]] = {}
-    for r in results.values():
-        groups.setdefault(r["group"], []).append(r["top1"])
-    summary = {g: {"top1_mean": float(np.mean(v)), "top1_std": float(np.std(v)), "num_splits": len(v)}
-               for g, v in groups.items()}
-    if protocol == "base2novel" and "base" in summary and "novel" in summary:
-        b, n = summary["base"]["top1_mean"], summary["novel"]["top1_mean"]
-        summary["harmonic_mean"] = 0.0 if b + n == 0 else 2 * b * n / (b + n)
-    return summary
-
-
-def format_table(results: dict, summary: dict) -> str:
-    lines = [f"{'target':<28}{'group':<16}{'views':>6}{'top1':>8}{'top5':>8}{'n':>7}"]
-    for name, r in results.items():
-        lines.append(f"{name:<28}{r['group']:<16}{r['views']:>6}{r['top1']:>8.2f}{r['top5']:>8.2f}{r['count']:>7}")
-    for g, s in summary.items():
-        if isinstance(s, dict):
-            lines.append(f"{'mean/std ' + g:<44}{s['top1_mean']:>8.2f} +- {s['top1_std']:.2f} ({s['num_splits']} splits)")
-        else:
-            lines.append(f"{g:<44}{s:>8.2f}")
-    return "\n".join(lines)
-
-
 def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Optional[dict] = None) -> dict:
-    config = setup.config
-    out = {"fine_tuned": {}}
-    res = evaluate_params(setup, params, params_sharding)
-    out["fine_tuned"] = {"results": res, "summary": summarize(res, config.protocol)}
+    """task.evaluate of the params (and of the WiSE-FT ensemble when config.wise_ft_weight >= 0);
+    writes workdir/eval_results.json and prints the tables."""
+    config, task = setup.config, setup.task
+    out = {"fine_tuned": task.evaluate(params, params_sharding, setup.mesh)}
     if config.wise_ft_weight >= 0:
         from tcvideo.models.ensemble import weight_ensemble
-        init = initial_params(config, setup.mc)
-        fused = weight_ensemble(init, jax.tree_util.tree_map(np.asarray, jax.device_get(params)),
+        fused = weight_ensemble(task.init_params(), jax.tree_util.tree_map(np.asarray, jax.device_get(params)),
                                 config.wise_ft_weight)
         fused = jax.tree_util.tree_map(replicated_value, fused, params_sharding)
-        res = evaluate_params(setup, fused, params_sharding)
-        out[f"wise_ft_w{config.wise_ft_weight:g}"] = {"results": res, "summary": summarize(res, config.protocol)}
+        out[f"wise_ft_w{config.wise_ft_weight:g}"] = task.evaluate(fused, params_sharding, setup.mesh)
     if extra:
         out.update(extra)
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "eval_results.json"), "w") as f:
-            json.dump(out, f, indent=2)
+            json.dump(out, f, indent=2, default=float)
         for k, v in out.items():
             if isinstance(v, dict) and "results" in v:
-                print(f"== {config.name}: {k}\n" + format_table(v["results"], v["summary"]), flush=True)
+                print(f"== {config.name}: {k}\n" + task.format_results(v), flush=True)
     return out
+
 
 
 # ----------------------------------------------------------------------------- train
@@ -474,7 +355,6 @@ def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Opti
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     """Train (resuming from workdir if it holds checkpoints), evaluate, return the eval results."""
     from clu import metric_writers, parameter_overview
-    from data_pipelines.input_pipeline import make_train_iterator
 
     setup = Setup(config, workdir)  # validation: raises ConfigError before any compute
     os.makedirs(workdir, exist_ok=True)
@@ -485,10 +365,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     logging.info("mesh %s, %d processes, accum %d, total steps %d (%d/epoch), warmup %d", mesh.shape,
                  jax.process_count(), setup.accum, setup.total_steps, setup.steps_per_epoch, setup.warmup_steps)
 
-    init_np = initial_params(config, setup.mc)
+    task = setup.task
+    init_np = task.init_params()
     abstract = setup.abstract_state(_shape_tree(init_np))
     sh = state_shardings(abstract, mesh, config.fsdp)
-    tx, sched = make_optimizer(config, abstract["params"], setup.total_steps, setup.warmup_steps)
+    tx, sched = setup.optimizer(abstract["params"])
     latest_mgr, best_mgr = _managers(workdir, config)
 
     if latest_mgr.latest_step() is not None:
@@ -511,13 +392,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
     jlog = _JsonLog(os.path.join(workdir, "train_log.jsonl") if is_main else None)
 
-    ids = replicated_value(setup.ids, NamedSharding(mesh, P()))
-    train_step = make_train_step(setup.model, tx, sched, ids, compute_dtype=config.compute_dtype, accum=setup.accum,
-                                 mesh=mesh, state_sharding=sh, growth_interval=int(config.loss_scale.growth_interval))
+    train_step = make_train_step(task, tx, sched, accum=setup.accum, mesh=mesh, state_sharding=sh,
+                                 growth_interval=int(config.loss_scale.growth_interval))
 
     start = int(jax.device_get(state["step"]))
     data_sh = NamedSharding(mesh, P("data"))
-    it = make_train_iterator(config.data, global_batch_size=config.batch_size, seed=config.seed, start_step=start,
+    it = task.train_iterator(global_batch_size=config.batch_size, seed=config.seed, start_step=start,
                              process_index=jax.process_index(), process_count=jax.process_count())
 
     stop = {"flag": False}
@@ -527,7 +407,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     except ValueError:  # not in the main thread
         pass
 
-    best_acc = -1.0
+    best_primary = -math.inf
     best_step = -1
     last_saved = start
     t0, s0 = time.time(), start
@@ -535,7 +415,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     try:
         while step < setup.total_steps:
             batch = next(it)
-            gb = {"video": global_array(batch["video"], data_sh), "targets": global_array(batch["targets"], data_sh)}
+            gb = {k: global_array(v, data_sh) for k, v in batch.items()}
             state, m = train_step(state, gb)
             step += 1
             m = jax.device_get(m)
@@ -555,21 +435,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 eta = (setup.total_steps - step) / max(sps, 1e-9)
                 scalars = {"train/loss": float(m["loss"]), "train/grad_norm": float(m["grad_norm"]),
                            "train/lr": float(m["lr"]), "train/loss_scale": float(m["loss_scale"]),
-                           "steps_per_sec": sps}
+                           "steps_per_sec": sps, **{f"train/{k[4:]}": float(v) for k, v in m.items()
+                                                    if k.startswith("aux/")}}
                 writer.write_scalars(step, scalars)
                 logging.info("step %d/%d loss %.4f  %.2f steps/s  ETA %.0fs", step, setup.total_steps,
                              scalars["train/loss"], sps, eta)
                 jlog.write({"step": step, **scalars})
                 t0, s0 = time.time(), step
             if step % setup.eval_every == 0 and step < setup.total_steps:
-                res = evaluate_params(setup, state["params"], sh["params"], num_clips=config.train_eval_clips,
-                                      num_crops=config.train_eval_crops)
-                first = next(iter(res.values()))
-                writer.write_scalars(step, {f"eval/{k}/top1": v["top1"] for k, v in res.items()})
-                if first["top1"] > best_acc:
-                    best_acc, best_step = first["top1"], step
+                ev = task.evaluate(state["params"], sh["params"], mesh, during_training=True)
+                writer.write_scalars(step, {"eval/primary": ev["primary"], **_flat_scalars("eval", ev["results"])})
+                jlog.write({"step": step, "eval/primary": ev["primary"], **_flat_scalars("eval", ev["results"])})
+                if ev["primary"] > best_primary:
+                    best_primary, best_step = ev["primary"], step
                 best_mgr.save(step, args=__import__("orbax.checkpoint").checkpoint.args.StandardSave(
-                    state["params"]), metrics={"top1": first["top1"]})
+                    state["params"]), metrics={"primary": float(ev["primary"])})
             if step % config.checkpoint_every == 0 or step == setup.total_steps:
                 _save(latest_mgr, state, step)
                 last_saved = step
@@ -592,15 +472,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 
     extra = {}
     if best_step >= 0:
-        extra["best_during_training"] = {"top1": best_acc, "step": best_step,
-                                         "views": f"{config.train_eval_clips}x{config.train_eval_crops}"}
+        extra["best_during_training"] = {"primary": best_primary, "step": best_step}
     if not config.eval.final:
         latest_mgr.close()
         best_mgr.close()
         return extra
     out = _final_eval(setup, state["params"], sh["params"], workdir, extra)
-    for k, v in out.get("fine_tuned", {}).get("results", {}).items():
-        writer.write_scalars(step, {f"final/{k}/top1": v["top1"], f"final/{k}/top5": v["top5"]})
+    writer.write_scalars(step, _flat_scalars("final", out["fine_tuned"]["results"]))
     writer.flush()
     latest_mgr.close()
     best_mgr.close()
@@ -616,7 +494,7 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
         params = load_checkpoint_params(workdir)
         source = "checkpoint"
     except FileNotFoundError:
-        params = initial_params(config, setup.mc)
+        params = setup.task.init_params()
         source = "init_checkpoint" if config.init_checkpoint else ("init_clip" if config.init_clip else "random_init")
     logging.info("evaluating params from %s", source)
     sh = state_shardings(_shape_tree(params), setup.mesh, config.fsdp)

@@ -16,10 +16,10 @@ from tcvideo.models.ensemble import weight_ensemble
 def _setup(variant="vifi_clip", **kw):
     cfg = tf_.tiny_config(variant, **kw)
     s = train.Setup(cfg)
-    init = train.initial_params(cfg, s.mc)
+    init = s.task.init_params()
     abstract = s.abstract_state(train._shape_tree(init))
     sh = train.state_shardings(abstract, s.mesh, cfg.fsdp)
-    tx, sched = train.make_optimizer(cfg, abstract["params"], s.total_steps, s.warmup_steps)
+    tx, sched = s.optimizer(abstract["params"])
     return cfg, s, init, sh, tx, sched
 
 
@@ -34,7 +34,7 @@ def _state(cfg, init, sh, tx, loss_scale=1.0):
 
 def _batch(s, n=8, seed=0):
     rng = np.random.default_rng(seed)
-    t, r = s.mc.num_frames, s.mc.clip.image_resolution
+    t, r = s.task.mc.num_frames, s.task.mc.clip.image_resolution
     video = rng.normal(size=(n, t, r, r, 3)).astype(np.float32)
     labels = rng.integers(0, 4, n)
     targets = np.eye(4, dtype=np.float32)[labels] * 0.9 + 0.025
@@ -53,7 +53,7 @@ def test_grad_accumulation_equals_large_batch():
     batch = _batch(s, 16)
     outs = {}
     for accum in (1, 4):
-        step = train.make_train_step(s.model, tx, sched, jnp.asarray(s.ids), compute_dtype="float32", accum=accum,
+        step = train.make_train_step(s.task, tx, sched, accum=accum,
                                      mesh=s.mesh, state_sharding=sh)
         st, m = step(_state(cfg, init, sh, tx), batch)
         outs[accum] = (float(m["loss"]), float(m["grad_norm"]), _np(st["params"]))
@@ -70,7 +70,7 @@ def test_grad_accumulation_equals_large_batch():
 def test_frozen_token_embedding_and_prompt_lr():
     cfg, s, init, sh, tx, sched = _setup("tc_clip", **{"lr": 1e-3, "warmup_epochs": 0, "prompt_lr_mult": 10.0,
                                                        "weight_decay": 0.0})
-    step = train.make_train_step(s.model, tx, sched, jnp.asarray(s.ids), compute_dtype="float32", accum=1,
+    step = train.make_train_step(s.task, tx, sched, accum=1,
                                  mesh=s.mesh, state_sharding=sh)
     st, m = step(_state(cfg, init, sh, tx), _batch(s))
     p = _np(st["params"])
@@ -92,7 +92,7 @@ def test_lr_schedule_warmup_and_cosine():
 
 def test_fp16_loss_scaling_recovers_from_overflow():
     cfg, s, init, sh, tx, sched = _setup(**{"compute_dtype": "float16", "lr": 1e-3, "warmup_epochs": 0})
-    step = train.make_train_step(s.model, tx, sched, jnp.asarray(s.ids), compute_dtype="float16", accum=1,
+    step = train.make_train_step(s.task, tx, sched, accum=1,
                                  mesh=s.mesh, state_sharding=sh, growth_interval=3)
     st = _state(cfg, init, sh, tx, loss_scale=2.0 ** 40)  # float16 gradients overflow at this scale
     batch = _batch(s)
@@ -163,10 +163,10 @@ def test_fsdp_shards_largest_divisible_axis():
     spec = sh["params"]["visual"]["conv1"]["kernel"].spec if "conv1" in sh["params"]["visual"] else None
     specs = [x.spec for x in jax.tree_util.tree_leaves(sh["params"])]
     assert any("data" in tuple(sp) for sp in specs)
-    step = train.make_train_step(s.model, tx, sched, jnp.asarray(s.ids), compute_dtype="float32", accum=1,
+    step = train.make_train_step(s.task, tx, sched, accum=1,
                                  mesh=s.mesh, state_sharding=sh)
     cfg2, s2, init2, sh2, tx2, sched2 = _setup(**{"lr": 1e-2, "warmup_epochs": 0, "eps": 1.0})
-    step2 = train.make_train_step(s2.model, tx2, sched2, jnp.asarray(s2.ids), compute_dtype="float32", accum=1,
+    step2 = train.make_train_step(s2.task, tx2, sched2, accum=1,
                                   mesh=s2.mesh, state_sharding=sh2)
     batch = _batch(s)
     a, ma = step(_state(cfg, init, sh, tx), batch)

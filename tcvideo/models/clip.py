@@ -189,15 +189,17 @@ class TextTransformer(nn.Module):
     config: CLIPConfig
     dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
+    remat: bool = False  # recompute each block's activations in the backward pass (same params, same values)
 
     def setup(self):
         c = self.config
         kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        block = nn.remat(ResidualAttentionBlock) if self.remat else ResidualAttentionBlock
         self.token_embedding = nn.Embed(c.vocab_size, c.text_width, param_dtype=self.param_dtype,
                                         embedding_init=nn.initializers.normal(0.02))
         self.positional_embedding = self.param("positional_embedding", nn.initializers.normal(0.01),
                                                (c.context_length, c.text_width), self.param_dtype)
-        self.resblocks = [ResidualAttentionBlock(c.text_width, c.text_heads, causal=True,
+        self.resblocks = [block(c.text_width, c.text_heads, causal=True,
                                                  name=f"resblocks_{i}", **kw) for i in range(c.text_layers)]
         self.ln_final = LayerNorm(**kw)
         self.text_projection = self.param("text_projection", nn.initializers.normal(c.text_width ** -0.5),

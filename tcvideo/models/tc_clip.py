@@ -133,10 +133,11 @@ class TCCLIP(nn.Module):
     config: TCCLIPConfig
     dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
+    remat: bool = False  # rematerialise transformer blocks (training memory); outputs are unchanged
 
     def setup(self):
         c = self.config
-        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype, remat=self.remat)
         self.visual = TCVisionTransformer(c.clip, c.vision, name="visual", **kw)
         self.text = PromptedTextEncoder(c.clip, n_ctx=c.n_ctx, prompt_levels=c.prompt_levels,
                                         stop_gradient_context=c.stop_gradient_context, name="text", **kw)

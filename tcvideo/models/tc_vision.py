@@ -173,6 +173,7 @@ class TCVisionTransformer(nn.Module):
     tc: TCVisionConfig
     dtype: Optional[Dtype] = None
     param_dtype: Dtype = jnp.float32
+    remat: bool = False  # recompute each block's activations in the backward pass (same params, same values)
 
     @nn.compact
     def __call__(self, video: Array, return_diagnostics: bool = False) -> dict:
@@ -194,8 +195,9 @@ class TCVisionTransformer(nn.Module):
         project = lambda z: ln_post(z) @ proj.astype(z.dtype)
         context, result, diag = None, {"context": {}}, []
         last = max([out_layer, *tc.context_layers])
+        block = nn.remat(TCBlock) if self.remat else TCBlock
         for i in range(last + 1):
-            o = TCBlock(c.vision_width, c.vision_heads, tc.num_frames, inject=i in inject,
+            o = block(c.vision_width, c.vision_heads, tc.num_frames, inject=i in inject,
                         make_context=i in make, tc=tc, name=f"resblocks_{i}", **kw)(x, context)
             x, context = o["x"], o.get("context")
             if i == out_layer:

@@ -1,0 +1,63 @@
+"""The interface between the trainer and a task (see ``tcvideo/tasks/__init__.py``)."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+# Parameter paths (as "a/b/c") the default ``param_label`` treats specially.
+FROZEN = ("text/token_embedding",)       # CLIP token embeddings: buffers in the reference code
+PROMPT = ("text/ctx", "prompt_generation")  # learnable prompts / video-conditional prompting: 10x lr
+
+
+class Task:
+    """One kind of experiment. Subclasses set ``model`` and ``num_train_examples`` in ``__init__``
+    (after validating the config: ``ConfigError("config.<field>: ...")`` before any compute) and
+    implement the methods below. Parameters are float32; ``compute_dtype`` is what the forward pass
+    should compute in (the task casts its inputs)."""
+
+    model: Any
+    num_train_examples: int
+
+    def __init__(self, config):
+        self.config = config
+        self.compute_dtype = DTYPES[config.compute_dtype]
+
+    def init_params(self) -> dict:
+        """Initial parameters as a numpy pytree (random, from CLIP or from a checkpoint)."""
+        raise NotImplementedError
+
+    def train_iterator(self, *, global_batch_size: int, seed: int, start_step: int, process_index: int,
+                       process_count: int) -> Iterator[dict[str, np.ndarray]]:
+        """Endless batches of this process: leaves [global_batch_size // process_count, ...].
+
+        Must be a pure function of (seed, step): an iterator started at ``start_step`` yields exactly
+        what an uninterrupted one yields from that step on (exact resume).
+        """
+        raise NotImplementedError
+
+    def loss(self, params, batch: dict[str, jax.Array], rng: jax.Array) -> tuple[jax.Array, dict]:
+        """Pure, jit-able: mean loss over the (micro-)batch and a dict of scalar metrics."""
+        raise NotImplementedError
+
+    def evaluate(self, params, params_sharding, mesh, *, during_training: bool = False) -> dict:
+        """-> {'results': {target: {metric: value}}, 'summary': {...}, 'primary': float (higher is
+        better; picks the best checkpoint)}. ``during_training``: the cheaper in-training protocol."""
+        raise NotImplementedError
+
+    def format_results(self, out: dict) -> str:
+        """A printed table of ``evaluate``'s output."""
+        return json.dumps({k: out[k] for k in ("results", "summary") if k in out}, indent=2, default=float)
+
+    def param_label(self, path: str) -> str:
+        """'base', 'prompt' (lr x config.prompt_lr_mult) or 'frozen' (never updated)."""
+        if any(path.startswith(f) for f in FROZEN):
+            return "frozen"
+        if any(p in path for p in PROMPT):
+            return "prompt"
+        return "base"
