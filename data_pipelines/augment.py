@@ -65,8 +65,8 @@ def color_jitter(frames, seed, brightness=0.4, contrast=0.4, saturation=0.2, hue
 
     frames: float [T, H, W, 3] on 0-255. Order brightness, contrast, saturation, hue
     (torchvision draws a random order; a fixed one keeps the op vectorised). Hue is
-    shifted by rotating the chroma plane of YIQ by 2*pi*h, a vectorised stand-in for
-    the HSV hue shift; results are clamped to [0, 255] after every step like torchvision.
+    torchvision's: an HSV hue shift by h in [-hue, hue] of a full turn. Results are clamped
+    to [0, 255] after every step like torchvision.
     """
     s_apply, s_b, s_c, s_s, s_h = _sub_seeds(seed, 5)
     t = tf.shape(frames)[0]
@@ -81,20 +81,19 @@ def color_jitter(frames, seed, brightness=0.4, contrast=0.4, saturation=0.2, hue
         x = tf.clip_by_value((x - mean) * factors(s_c, contrast) + mean, 0.0, 255.0)
         g = _gray(x)
         x = tf.clip_by_value((x - g) * factors(s_s, saturation) + g, 0.0, 255.0)
-        theta = 2.0 * 3.141592653589793 * factors(s_h, hue, (-hue, hue))[:, 0, 0, 0]  # [T]
-        rgb2yiq = tf.constant([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], tf.float32)
-        yiq2rgb = tf.constant([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.106, 1.703]], tf.float32)
-        cos, sin, one, zero = tf.cos(theta), tf.sin(theta), tf.ones_like(theta), tf.zeros_like(theta)
-        rot = tf.stack([tf.stack([one, zero, zero], -1), tf.stack([zero, cos, -sin], -1),
-                        tf.stack([zero, sin, cos], -1)], -2)  # [T, 3, 3]
-        # One per-frame 3x3 colour matrix (YIQ -> rotate chroma -> RGB): a single batched matmul.
-        m = tf.linalg.matmul(yiq2rgb, tf.linalg.matmul(rot, rgb2yiq))  # [T, 3, 3]
-        shape = tf.shape(x)
-        y = tf.linalg.matmul(tf.reshape(x, [shape[0], -1, 3]), m, transpose_b=True)
-        return tf.clip_by_value(tf.reshape(y, shape), 0.0, 255.0)
+        return shift_hue(x, factors(s_h, hue, (-hue, hue))[:, 0, 0, 0])
 
     do = tf.random.stateless_uniform([], s_apply) < p
     return tf.cond(do, jitter, lambda: frames)
+
+
+def shift_hue(frames, delta):
+    """HSV hue shift per frame (torchvision's adjust_hue): frames float [T, H, W, 3] on 0-255,
+    delta [T] in turns (hue' = (hue + delta) mod 1). Returns float [T, H, W, 3] on 0-255."""
+    hsv = tf.image.rgb_to_hsv(frames / 255.0)
+    h = tf.math.floormod(hsv[..., :1] + delta[:, None, None, None], 1.0)
+    rgb = tf.image.hsv_to_rgb(tf.concat([h, hsv[..., 1:]], axis=-1))
+    return tf.clip_by_value(rgb * 255.0, 0.0, 255.0)
 
 
 def random_grayscale(frames, seed, p: float = 0.2):

@@ -105,3 +105,31 @@ def test_beam_build_direct_runner(source):
     b = _build(root, paths, "beam")
     b.download_and_prepare(download_config=tfds.download.DownloadConfig(beam_runner=beam.runners.DirectRunner()))
     _check(b)
+
+
+def test_cli_build_then_train_and_evaluate(source, tmp_path, capsys):
+    """The user path end to end: `python -m data_pipelines.build` on a folder with bad files mixed in,
+    then the one trainer on the built dataset (train steps + final evaluation over every test video)."""
+    import json
+
+    from data_pipelines import build
+    root, paths = source
+    cfg = dict(name="cli", video_dir=paths["video_dir"], annotation_format="mmaction", short_side=32,
+               annotations={"train": paths["train"], "test": paths["test"]}, class_names_file=paths["class_names"])
+    assert build.main(["--data_dir", str(tmp_path / "tfds"), "--config", json.dumps({**cfg, "typo": 1})]) == 2
+    assert "'typo'" in capsys.readouterr().err
+    assert build.main(["--data_dir", str(tmp_path / "tfds"), "--config", json.dumps(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert f"train: 9 examples, {len(BAD)} skipped of {9 + len(BAD)} listed" in out
+    folder = out.split("dataset: ")[1].split()[0]
+
+    import train_fixtures as tf_
+    from tcvideo import train
+    c = tf_.tiny_config("vifi_clip", **{"data.name": "video_folder", "data.data_dir": folder, "total_steps": 3,
+                                        "batch_size": 4, "eval.final": True, "eval.batch_size": 4,
+                                        "async_checkpointing": False})
+    res = train.train_and_evaluate(c, str(tmp_path / "work"))
+    assert res["fine_tuned"]["results"]["video_folder"]["count"] == 3  # every test video, none twice
+    with open(tmp_path / "work" / "train_log.jsonl") as f:
+        losses = [json.loads(line)["train/loss"] for line in f]
+    assert len(losses) == 3 and all(np.isfinite(losses))

@@ -153,3 +153,19 @@ def test_mixup_cutmix_soft_targets():
     assert kinds == {"cutmix", "mixup"}
     _, y = augment.mixup_cutmix(video, labels, tf.constant([0, 0], tf.int64), num_classes=c, mixup_alpha=0, cutmix_alpha=0)
     np.testing.assert_allclose(y.numpy()[0], [0.92, 0.02, 0.02, 0.02, 0.02], atol=1e-6)
+
+
+def test_hue_shift_is_hsv_rotation():
+    """shift_hue against colorsys (an independent HSV implementation), one delta per frame."""
+    import colorsys
+    rng = np.random.default_rng(3)
+    frames = rng.uniform(0, 255, size=(3, 4, 5, 3)).astype(np.float32)
+    delta = np.array([-0.1, 0.03, 0.5], np.float32)
+    got = augment.shift_hue(tf.constant(frames), tf.constant(delta)).numpy()
+    want = np.empty_like(frames)
+    for t in range(3):
+        for idx in np.ndindex(4, 5):
+            h, s, v = colorsys.rgb_to_hsv(*(frames[t][idx] / 255.0))
+            want[t][idx] = np.array(colorsys.hsv_to_rgb((h + delta[t]) % 1.0, s, v)) * 255.0
+    np.testing.assert_allclose(got, want, atol=0.05)
+    assert np.abs(got - frames).max() > 10  # the shift does something
