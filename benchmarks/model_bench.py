@@ -1,10 +1,14 @@
 """Throughput of TC-CLIP variants: inference and training clips/s, GFLOPs per clip, achieved FLOP/s.
 
     python benchmarks/model_bench.py --variants vifi_clip,tc_clip,tc_clip_light --frames 8,16 \
-        --batch 8 --dtype bfloat16 --out results.json
+        --batch 1,8 --dtype bfloat16 --peer --out results.json
 
 Warm-up (compilation) is excluded; each number is the median of --repeats timed runs of --iters steps.
-Peak matmul FLOP/s is measured in the same run (a large square matmul in the same dtype).
+Peak matmul FLOP/s is measured in the same run (a large square matmul in the same dtype). Peak memory
+is XLA's own account of the compiled program (arguments + outputs + temporaries - aliased bytes).
+``--peer``: the same per-frame ViT encoding (batch x frames images) in PyTorch (`transformers`
+`CLIPVisionModel`, random weights, same thread count as XLA's CPU client) next to tcvideo's CLIP
+vision tower, as a throughput ratio.
 """
 from __future__ import annotations
 
@@ -35,6 +39,14 @@ def _time(fn, repeats: int, iters: int) -> float:
     return statistics.median(runs)
 
 
+def compiled_peak_bytes(jitted, *args) -> int:
+    """Bytes XLA reserves for one call of ``jitted(*args)`` (its memory analysis of the compiled code)."""
+    m = jitted.lower(*args).compile().memory_analysis()
+    if m is None:
+        return -1
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
 def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
     a = jnp.ones((n, n), dtype)
     f = jax.jit(lambda x: x @ x)
@@ -57,10 +69,11 @@ def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters
     enc(params, video).block_until_ready()
     print(f"  {name} T={frames}: inference compile+first run {time.perf_counter() - t0:.1f}s", flush=True)
     inf_s = _time(lambda: enc(params, video).block_until_ready(), repeats, iters)
-    print(f"  {name} T={frames}: inference {batch / inf_s:.1f} clips/s", flush=True)
+    print(f"  {name} T={frames} B={batch}: inference {batch / inf_s:.2f} clips/s", flush=True)
+    inf_mem = compiled_peak_bytes(enc, params, video)
     if skip_train:
         return {"variant": name, "frames": frames, "batch": batch, "inference_clips_per_s": batch / inf_s,
-                "vision_gflops_per_clip": flops_lib.vision_gflops_per_clip(cfg)}
+                "inference_peak_bytes": inf_mem, "vision_gflops_per_clip": flops_lib.vision_gflops_per_clip(cfg)}
 
     tx = optax.adamw(1e-5)
     opt = tx.init(params)
@@ -86,15 +99,53 @@ def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters
     train_flops = flops_lib.compiled_flops(train_step, *abstract((params, opt, video)))
     gflops = flops_lib.vision_gflops_per_clip(cfg)
     return {"variant": name, "frames": frames, "batch": batch, "inference_clips_per_s": batch / inf_s,
+            "inference_peak_bytes": inf_mem, "train_peak_bytes": compiled_peak_bytes(train_step, params, opt, video),
             "train_clips_per_s": batch / train_s, "vision_gflops_per_clip": gflops,
             "inference_flops_per_s": gflops * 1e9 * batch / inf_s, "train_flops_per_s": train_flops / train_s}
+
+
+def bench_peer(frames: int, batch: int, repeats: int, iters: int, clip: str = "ViT-B/16") -> dict:
+    """Per-frame ViT-B/16 encoding of [batch * frames, 224, 224, 3] images: tcvideo (JAX, float32) vs
+    PyTorch `transformers.CLIPVisionModel` (float32, no grad) with the same number of threads."""
+    import os
+
+    import torch
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    from tcvideo.models import clip as clip_lib
+    n = batch * frames
+    c = clip_lib.get_config(clip)
+    vit = clip_lib.VisionTransformer(c)
+    x = jax.random.normal(jax.random.PRNGKey(0), (n, c.image_resolution, c.image_resolution, 3))
+    p = vit.init(jax.random.PRNGKey(1), x[:1])["params"]
+    f = jax.jit(lambda p, x: vit.apply({"params": p}, x))
+    jax_s = _time(lambda: jax.block_until_ready(f(p, x)), repeats, iters)
+
+    threads = os.cpu_count() if jax.devices()[0].platform == "cpu" else torch.get_num_threads()
+    torch.set_num_threads(threads)
+    hf = CLIPVisionModel(CLIPVisionConfig(hidden_size=c.vision_width, intermediate_size=4 * c.vision_width,
+                                          num_hidden_layers=c.vision_layers, num_attention_heads=c.vision_heads,
+                                          image_size=c.image_resolution, patch_size=c.patch_size,
+                                          hidden_act="quick_gelu")).eval()
+    xt = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous()
+
+    def torch_run():
+        with torch.inference_mode():
+            hf(pixel_values=xt).pooler_output.sum().item()
+
+    torch_s = _time(torch_run, repeats, iters)
+    r = {"peer": f"{clip} per-frame encoding", "images": n, "threads": threads,
+         "jax_images_per_s": n / jax_s, "torch_images_per_s": n / torch_s, "jax_over_torch": torch_s / jax_s,
+         "torch": torch.__version__}
+    print(json.dumps(r), flush=True)
+    return r
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default="vifi_clip,tc_clip,tc_clip_light")
     ap.add_argument("--frames", default="8,16")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", default="8", help="comma-separated batch sizes (a sweep)")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--clip", default="ViT-B/16")
     ap.add_argument("--repeats", type=int, default=3)
@@ -102,13 +153,18 @@ def main() -> None:
     ap.add_argument("--matmul-n", type=int, default=4096)
     ap.add_argument("--out", default="")
     ap.add_argument("--skip-train", action="store_true", help="inference only")
+    ap.add_argument("--peer", action="store_true", help="also the PyTorch per-frame ViT peer, same run")
     a = ap.parse_args()
     dtype = getattr(jnp, a.dtype)
     peak = peak_matmul_flops(dtype, a.matmul_n, a.repeats)
     rows = []
-    for frames in map(int, a.frames.split(",")):
+    peers, rows = [], []
+    sweep = [(f, b) for f in map(int, a.frames.split(",")) for b in map(int, a.batch.split(","))]
+    for frames, batch in sweep:
+        if a.peer:
+            peers.append(bench_peer(frames, batch, a.repeats, a.iters, a.clip))
         for v in a.variants.split(","):
-            r = bench_variant(v, frames, a.batch, dtype, a.repeats, a.iters, a.clip, a.skip_train)
+            r = bench_variant(v, frames, batch, dtype, a.repeats, a.iters, a.clip, a.skip_train)
             if "train_flops_per_s" in r:
                 r["train_mfu"] = r["train_flops_per_s"] / peak
                 r["inference_mfu"] = r["inference_flops_per_s"] / peak
@@ -118,20 +174,24 @@ def main() -> None:
     meta = {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}", "host": platform.node(),
             "dtype": a.dtype, "peak_matmul_flops_per_s": peak, "jax": jax.__version__,
             "date": time.strftime("%Y-%m-%d")}
-    print(f"\n{meta}\n{'variant':>14} {'T':>3} {'infer clips/s':>14} {'train clips/s':>14} {'GFLOPs':>8} {'train MFU':>9}")
+    print(f"\n{meta}\n{'variant':>14} {'T':>3} {'B':>3} {'infer clips/s':>14} {'train clips/s':>14} "
+          f"{'GFLOPs':>8} {'train MFU':>9} {'infer MiB':>9}")
     for r in rows:
-        print(f"{r['variant']:>14} {r['frames']:>3} {r['inference_clips_per_s']:>14.2f} "
+        print(f"{r['variant']:>14} {r['frames']:>3} {r['batch']:>3} {r['inference_clips_per_s']:>14.2f} "
               f"{r.get('train_clips_per_s', float('nan')):>14.2f} {r['vision_gflops_per_clip']:>8.1f} "
-              f"{r.get('train_mfu', float('nan')):>9.3f}")
-    for f in sorted({r["frames"] for r in rows}):
-        base = [r for r in rows if r["frames"] == f and r["variant"] == "vifi_clip"]
+              f"{r.get('train_mfu', float('nan')):>9.3f} {r['inference_peak_bytes'] / 2**20:>9.0f}")
+    for f, b in sweep:
+        base = [r for r in rows if (r["frames"], r["batch"]) == (f, b) and r["variant"] == "vifi_clip"]
         for r in rows:
-            if base and r["frames"] == f and r["variant"] != "vifi_clip":
-                print(f"T={f} {r['variant']}/vifi_clip inference throughput ratio: "
+            if base and (r["frames"], r["batch"]) == (f, b) and r["variant"] != "vifi_clip":
+                print(f"T={f} B={b} {r['variant']}/vifi_clip inference throughput ratio: "
                       f"{r['inference_clips_per_s'] / base[0]['inference_clips_per_s']:.3f}")
+    for r in peers:
+        print(f"peer, {r['images']} images, {r['threads']} threads: JAX {r['jax_images_per_s']:.2f} img/s, "
+              f"PyTorch {r['torch_images_per_s']:.2f} img/s, ratio {r['jax_over_torch']:.2f}")
     if a.out:
         with open(a.out, "w") as fh:
-            json.dump({"meta": meta, "rows": rows}, fh, indent=2)
+            json.dump({"meta": meta, "rows": rows, "peer": peers}, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ DEFAULT_CONFIG = os.path.join(REPO_CONFIGS, "demo.py")
 config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Python config file with get_config().",
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the resolved config.")
+flags.DEFINE_string("checkpoint", None, "eval: a training workdir (its latest checkpoint) or a tcvideo model "
+                    "dir to evaluate instead of --workdir's own checkpoints.")
 flags.DEFINE_enum("mode", "train", ["train", "eval", "demo"], "What to run.")
 FLAGS = flags.FLAGS
 
@@ -33,7 +35,7 @@ def main(argv) -> None:
     from tcvideo import train
     try:
         if mode == "eval":
-            train.evaluate_workdir(config, workdir)
+            train.evaluate_workdir(config, workdir, checkpoint=FLAGS.checkpoint)
         else:
             train.train_and_evaluate(config, workdir)
     except train.ConfigError as e:

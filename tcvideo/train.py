@@ -42,19 +42,30 @@ class NonFiniteLossError(FloatingPointError):
 
 # ----------------------------------------------------------------------------- distributed
 
-def maybe_initialize_distributed(config) -> None:
-    """``jax.distributed.initialize`` when asked for (config) or when the environment says so."""
+# Variables set by the launchers tcvideo auto-detects (jax.distributed.initialize() then reads the
+# rest of the cluster description itself): Cloud TPU pods, Slurm (srun with > 1 task), and an
+# explicit coordinator.
+_CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID",
+                "MEGASCALE_COORDINATOR_ADDRESS")
+
+
+def distributed_requested(config, environ=os.environ) -> bool:
+    """Whether this process is one of several: config.multihost 'true', a coordinator address in the
+    config, or a multi-process launcher in the environment (TPU pod, Slurm with SLURM_NTASKS > 1)."""
     mode = str(config.get("multihost", "auto")).lower()
     if mode == "false":
-        return
+        return False
+    env_says = any(environ.get(k) for k in _CLUSTER_ENV) or int(environ.get("SLURM_NTASKS", "1") or 1) > 1
+    return mode == "true" or bool(config.get("coordinator_address")) or env_says
+
+
+def maybe_initialize_distributed(config) -> None:
+    """``jax.distributed.initialize`` when asked for (config) or when the environment says so."""
     if getattr(jax.distributed, "is_initialized", lambda: False)():
         return
-    env_says = any(os.environ.get(k) for k in ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES",
-                                               "CLOUD_TPU_TASK_ID", "MEGASCALE_COORDINATOR_ADDRESS"))
-    env_says = env_says or int(os.environ.get("SLURM_NTASKS", "1")) > 1
-    explicit = bool(config.get("coordinator_address"))
-    if not (explicit or env_says or mode == "true"):
+    if not distributed_requested(config):
         return
+    explicit = bool(config.get("coordinator_address"))
     kwargs = {}
     if explicit:
         kwargs = dict(coordinator_address=config.coordinator_address, num_processes=int(config.num_processes),
@@ -147,10 +158,13 @@ def _all_finite(tree) -> jax.Array:
 
 def make_train_step(task, tx, sched, *, accum: int, mesh: Mesh, state_sharding, growth_interval: int = 2000):
     """-> jitted step(state, batch) -> (state, metrics). state: dict(params, opt_state, step, rng,
-    loss_scale, good_steps); batch: dict of global arrays [B, ...] sharded over 'data'. The loss is
-    ``task.loss(params, micro_batch, rng)`` with rng = fold_in(state rng, step[, micro-batch]).
+    loss_scale, good_steps, halted_at); batch: dict of global arrays [B, ...] sharded over 'data'. The
+    loss is ``task.loss(params, micro_batch, rng)`` with rng = fold_in(state rng, step[, micro-batch]).
     A step with non-finite loss or gradients leaves params and optimizer state unchanged
-    (metrics['finite'] = False); with float16 it halves the loss scale."""
+    (metrics['finite'] = False); with float16 it halves the loss scale. A non-finite step that loss
+    scaling cannot explain sets state['halted_at'] to its 1-based step, and every later step is a
+    no-op: the host reads the flag only at log and checkpoint steps (no per-step device sync), and
+    what it then finds is still the last good state."""
     fp16 = task.compute_dtype == jnp.float16
     data_sh = NamedSharding(mesh, P("data"))
     micro_sh = NamedSharding(mesh, P(None, "data"))
@@ -193,11 +207,16 @@ def make_train_step(task, tx, sched, *, accum: int, mesh: Mesh, state_sharding, 
         finite = jnp.isfinite(loss) & _all_finite(grads)
         updates, new_opt = tx.update(grads, state["opt_state"], params)
         new_params = optax.apply_updates(params, updates)
-        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+        fatal = ~finite & (scale <= 1.0) if fp16 else ~finite
+        halted = state["halted_at"] > 0
+        apply = finite & ~halted
+        keep = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(apply, a, b), new, old)
         new_state = dict(state)
         new_state["params"] = keep(new_params, params)
         new_state["opt_state"] = keep(new_opt, state["opt_state"])
         new_state["step"] = state["step"] + 1
+        new_state["halted_at"] = jnp.where(halted, state["halted_at"],
+                                           jnp.where(fatal, state["step"] + 1, 0)).astype(jnp.int32)
         if fp16:
             good = jnp.where(finite, state["good_steps"] + 1, 0)
             grow = good >= growth_interval
@@ -205,6 +224,7 @@ def make_train_step(task, tx, sched, *, accum: int, mesh: Mesh, state_sharding, 
             new_state["loss_scale"] = new_scale.astype(jnp.float32)
             new_state["good_steps"] = jnp.where(grow, 0, good).astype(jnp.int32)
         metrics = {"loss": loss, "grad_norm": optax.global_norm(grads), "finite": finite,
+                   "halted_at": new_state["halted_at"],
                    "lr": sched(state["step"]), "loss_scale": scale,
                    **{f"aux/{k}": jnp.asarray(v, jnp.float32) for k, v in aux.items()}}
         return new_state, metrics
@@ -251,7 +271,19 @@ class Setup:
         scalar = lambda dt: jax.ShapeDtypeStruct((), dt)
         return {"params": params_shapes, "opt_state": opt, "step": scalar(jnp.int32),
                 "rng": jax.ShapeDtypeStruct((2,), jnp.uint32), "loss_scale": scalar(jnp.float32),
-                "good_steps": scalar(jnp.int32)}
+                "good_steps": scalar(jnp.int32), "halted_at": scalar(jnp.int32)}
+
+
+def initial_state(params_np, sh, tx, config) -> dict:
+    """The train state at step 0 (placed with shardings ``sh``) from numpy params."""
+    params = jax.tree_util.tree_map(replicated_value, params_np, sh["params"])
+    scale = config.loss_scale.init if config.compute_dtype == "float16" else 1.0
+    rng = np.asarray(jax.random.key_data(jax.random.PRNGKey(config.seed)), np.uint32)
+    return {"params": params, "opt_state": jax.jit(tx.init, out_shardings=sh["opt_state"])(params),
+            "step": replicated_value(np.int32(0), sh["step"]), "rng": replicated_value(rng, sh["rng"]),
+            "loss_scale": replicated_value(np.float32(scale), sh["loss_scale"]),
+            "good_steps": replicated_value(np.int32(0), sh["good_steps"]),
+            "halted_at": replicated_value(np.int32(0), sh["halted_at"])}
 
 
 def _shape_tree(tree):
@@ -377,15 +409,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         state = restore_state(latest_mgr, with_sh)
         logging.info("resumed from step %d", int(state["step"]))
     else:
-        params = jax.tree_util.tree_map(replicated_value, init_np, sh["params"])
-        state = {"params": params,
-                 "opt_state": jax.jit(tx.init, out_shardings=sh["opt_state"])(params),
-                 "step": replicated_value(np.int32(0), sh["step"]),
-                 "rng": replicated_value(np.asarray(jax.random.key_data(jax.random.PRNGKey(config.seed)), np.uint32),
-                                         sh["rng"]),
-                 "loss_scale": replicated_value(np.float32(config.loss_scale.init if config.compute_dtype == "float16"
-                                                           else 1.0), sh["loss_scale"]),
-                 "good_steps": replicated_value(np.int32(0), sh["good_steps"])}
+        state = initial_state(init_np, sh, tx, config)
     del init_np
     if is_main:
         parameter_overview.log_parameter_overview(state["params"])
@@ -413,36 +437,44 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     t0, s0 = time.time(), start
     step = start
     try:
+        wait = 0.0  # seconds the loop spent waiting for input since the last log line
         while step < setup.total_steps:
+            tw = time.perf_counter()
             batch = next(it)
+            wait += time.perf_counter() - tw
             gb = {k: global_array(v, data_sh) for k, v in batch.items()}
             state, m = train_step(state, gb)
             step += 1
+            log_now = step % config.log_every == 0 or step == setup.total_steps
+            save_now = step % config.checkpoint_every == 0 or step == setup.total_steps
+            eval_now = step % setup.eval_every == 0 and step < setup.total_steps
+            if jax.process_count() > 1:  # every process must agree before any of them saves and exits
+                stopping = log_now and _any_process(stop["flag"])
+            else:
+                stopping = stop["flag"]
+            if not (log_now or save_now or eval_now or stopping):
+                continue  # no host-device sync: the next batch is prepared while this step runs
             m = jax.device_get(m)
-            if not bool(m["finite"]):
-                fp16 = config.compute_dtype == "float16"
-                if not fp16 or float(m["loss_scale"]) <= 1.0:
-                    latest_mgr.wait_until_finished()
-                    raise NonFiniteLossError(
-                        f"non-finite loss ({float(m['loss'])}) at step {step}: training stopped; the update was "
-                        f"not applied and the last good checkpoint (step {latest_mgr.latest_step()}) is kept in "
-                        f"{os.path.join(workdir, 'checkpoints')}")
-                logging.info("step %d: float16 overflow, update skipped, loss scale -> %g", step,
-                             float(m["loss_scale"]) / 2)
-            if step % config.log_every == 0 or step == setup.total_steps:
+            if int(m["halted_at"]):
+                latest_mgr.wait_until_finished()
+                raise NonFiniteLossError(
+                    f"non-finite loss at step {int(m['halted_at'])}: training stopped; no update was applied "
+                    f"from that step on and the last good checkpoint (step {latest_mgr.latest_step()}) is kept "
+                    f"in {os.path.join(workdir, 'checkpoints')}")
+            if log_now:
                 dt = time.time() - t0
                 sps = (step - s0) / max(dt, 1e-9)
                 eta = (setup.total_steps - step) / max(sps, 1e-9)
                 scalars = {"train/loss": float(m["loss"]), "train/grad_norm": float(m["grad_norm"]),
                            "train/lr": float(m["lr"]), "train/loss_scale": float(m["loss_scale"]),
-                           "steps_per_sec": sps, **{f"train/{k[4:]}": float(v) for k, v in m.items()
+                           "steps_per_sec": sps, "input_wait_fraction": wait / max(dt, 1e-9), **{f"train/{k[4:]}": float(v) for k, v in m.items()
                                                     if k.startswith("aux/")}}
                 writer.write_scalars(step, scalars)
-                logging.info("step %d/%d loss %.4f  %.2f steps/s  ETA %.0fs", step, setup.total_steps,
-                             scalars["train/loss"], sps, eta)
+                logging.info("step %d/%d loss %.4f  %.2f steps/s  input wait %.0f%%  ETA %.0fs", step,
+                             setup.total_steps, scalars["train/loss"], sps, 100 * scalars["input_wait_fraction"], eta)
                 jlog.write({"step": step, **scalars})
-                t0, s0 = time.time(), step
-            if step % setup.eval_every == 0 and step < setup.total_steps:
+                t0, s0, wait = time.time(), step, 0.0
+            if eval_now:
                 ev = task.evaluate(state["params"], sh["params"], mesh, during_training=True)
                 writer.write_scalars(step, {"eval/primary": ev["primary"], **_flat_scalars("eval", ev["results"])})
                 jlog.write({"step": step, "eval/primary": ev["primary"], **_flat_scalars("eval", ev["results"])})
@@ -450,13 +482,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     best_primary, best_step = ev["primary"], step
                 best_mgr.save(step, args=__import__("orbax.checkpoint").checkpoint.args.StandardSave(
                     state["params"]), metrics={"primary": float(ev["primary"])})
-            if step % config.checkpoint_every == 0 or step == setup.total_steps:
+            if save_now:
                 _save(latest_mgr, state, step)
                 last_saved = step
-            if jax.process_count() > 1 and step % config.log_every == 0:
-                from jax.experimental import multihost_utils
-                stop["flag"] = bool(np.any(multihost_utils.process_allgather(np.asarray(stop["flag"]))))
-            if stop["flag"]:
+            if stopping:
                 if last_saved != step:
                     _save(latest_mgr, state, step, force=True)
                 latest_mgr.wait_until_finished()
@@ -470,7 +499,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         latest_mgr.wait_until_finished()
         writer.flush()
 
-    extra = {}
+    # One compilation of the train step for the whole run: shapes and shardings never change.
+    extra = {"train_step_compilations": int(train_step._cache_size())}
+    logging.info("train step compiled %d time(s)", extra["train_step_compilations"])
     if best_step >= 0:
         extra["best_during_training"] = {"primary": best_primary, "step": best_step}
     if not config.eval.final:
@@ -485,15 +516,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     return out
 
 
-def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Evaluate the latest checkpoint of workdir (or, without one, the initial params: init_checkpoint /
-    CLIP zero-shot) on the config's eval targets; writes workdir/eval_results.json."""
+def _any_process(flag: bool) -> bool:
+    from jax.experimental import multihost_utils
+    return bool(np.any(multihost_utils.process_allgather(np.asarray(flag))))
+
+
+def is_training_workdir(path: str) -> bool:
+    """A folder the trainer wrote (it holds checkpoints/ or best/)."""
+    return any(os.path.isdir(os.path.join(path, d)) for d in ("checkpoints", "best"))
+
+
+def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str, checkpoint: Optional[str] = None) -> dict:
+    """Evaluate on the config's eval targets; writes workdir/eval_results.json.
+
+    The params are, in order: ``checkpoint``'s latest checkpoint when it is a training workdir, or
+    ``checkpoint`` as a model dir (``config.init_checkpoint``) when it is one; else the latest checkpoint
+    of ``workdir``; else the initial params (init_checkpoint / CLIP zero-shot / random)."""
+    if checkpoint:
+        if not os.path.isdir(checkpoint):
+            raise ConfigError(f"--checkpoint: no such directory {checkpoint!r}")
+        if not is_training_workdir(checkpoint):
+            config.init_checkpoint = checkpoint  # validated by Setup like any init_checkpoint
     setup = Setup(config, workdir)
     os.makedirs(workdir, exist_ok=True)
+    source_dir = checkpoint if checkpoint and is_training_workdir(checkpoint) else workdir
     try:
-        params = load_checkpoint_params(workdir)
-        source = "checkpoint"
+        params = load_checkpoint_params(source_dir)
+        source = f"checkpoint {source_dir}"
     except FileNotFoundError:
+        if source_dir != workdir:
+            raise ConfigError(f"--checkpoint: {checkpoint!r} holds no checkpoint") from None
         params = setup.task.init_params()
         source = "init_checkpoint" if config.init_checkpoint else ("init_clip" if config.init_clip else "random_init")
     logging.info("evaluating params from %s", source)

@@ -130,6 +130,11 @@ def test_cli_build_then_train_and_evaluate(source, tmp_path, capsys):
                                         "async_checkpointing": False})
     res = train.train_and_evaluate(c, str(tmp_path / "work"))
     assert res["fine_tuned"]["results"]["video_folder"]["count"] == 3  # every test video, none twice
+    assert res["train_step_compilations"] == 1
     with open(tmp_path / "work" / "train_log.jsonl") as f:
         losses = [json.loads(line)["train/loss"] for line in f]
     assert len(losses) == 3 and all(np.isfinite(losses))
+    # Standalone evaluation of that run (`tcvideo eval --checkpoint WORKDIR`) reproduces its final eval.
+    again = train.evaluate_workdir(c, str(tmp_path / "eval"), checkpoint=str(tmp_path / "work"))
+    assert again["fine_tuned"]["results"] == res["fine_tuned"]["results"]
+    assert again["params_source"].startswith("checkpoint")

@@ -18,4 +18,5 @@ def test_demo_learns(tmp_path):
     assert res["count"] == 64
     # 4 classes: chance is 25% (binomial std over 64 videos ~5.4%); measured 40.6% with this schedule.
     assert res["top1"] >= 37.5, res
+    assert out["train_step_compilations"] == 1  # 320 steps with evaluations between them: compiled once
     assert os.path.exists(tmp_path / "eval_results.json") and os.path.exists(tmp_path / "config.json")

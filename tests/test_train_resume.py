@@ -1,5 +1,6 @@
 """Subprocess runs of `python -m tcvideo.main`: kill -9 + resume is bit-identical to an uninterrupted
-run, and 2 processes x 2 CPU devices (jax.distributed + gloo) match 1 process x 4 devices."""
+run, and 2 processes x 2 CPU devices (jax.distributed + gloo) match 1 process x 4 devices, also when
+one of the two processes gets SIGTERM mid-run (both save and exit cleanly) and both are restarted."""
 import os
 import signal
 import socket
@@ -43,23 +44,36 @@ def runs(tmp_path_factory):
                                    "--config.num_processes=2", f"--config.process_id={i}"),
                       devices=2, log=f"{mh}.{i}.log") for i in range(2)]
     # Kill the victim with SIGKILL as soon as its first checkpoint is finalised (step 2 or later).
-    ckdir = os.path.join(victim, "checkpoints")
-    deadline = time.time() + 400
-    killed_after = None
-    while time.time() < deadline and p_vic.poll() is None:
-        steps = [int(d) for d in os.listdir(ckdir) if d.isdigit()] if os.path.isdir(ckdir) else []
-        if steps:
-            os.kill(p_vic.pid, signal.SIGKILL)
-            p_vic.wait()
-            killed_after = max(steps)
-            break
-        time.sleep(0.2)
+    killed_after = _signal_after_first_checkpoint(p_vic, victim, signal.SIGKILL)
+    # SIGTERM to process 1 of the 2-process run only: both must stop at the same step, save, exit 0.
+    terminated_after = _signal_after_first_checkpoint(p_mh[1], mh, signal.SIGTERM)
     _wait(p_ref, 500, ref + ".log")
     p_res = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".resume.log")
     for i, p in enumerate(p_mh):
         _wait(p, 500, f"{mh}.{i}.log")
+    port = _free_port()
+    p_mh2 = [tf_.popen(tf_.main_cmd(mh, *flags, f"--config.coordinator_address=127.0.0.1:{port}",
+                                    "--config.num_processes=2", f"--config.process_id={i}"),
+                       devices=2, log=f"{mh}.{i}.resume.log") for i in range(2)]
+    for i, p in enumerate(p_mh2):
+        _wait(p, 500, f"{mh}.{i}.resume.log")
     _wait(p_res, 500, victim + ".resume.log")
-    return dict(ref=ref, victim=victim, mh=mh, killed_after=killed_after)
+    return dict(ref=ref, victim=victim, mh=mh, killed_after=killed_after, terminated_after=terminated_after)
+
+
+def _signal_after_first_checkpoint(proc, workdir: str, sig, timeout: float = 400):
+    """Send `sig` to proc once workdir holds a finalised checkpoint -> that step (None: proc ended first)."""
+    ckdir = os.path.join(workdir, "checkpoints")
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        steps = [int(d) for d in os.listdir(ckdir) if d.isdigit()] if os.path.isdir(ckdir) else []
+        if steps:
+            os.kill(proc.pid, sig)
+            if sig == signal.SIGKILL:
+                proc.wait()
+            return max(steps)
+        time.sleep(0.2)
+    return None
 
 
 def test_kill9_and_resume_is_bit_identical(runs):
@@ -90,3 +104,9 @@ def test_two_processes_match_one_process(runs):
     np.testing.assert_allclose([mh[s] for s in sorted(mh)], [ref[s] for s in sorted(ref)], rtol=2e-5, atol=1e-6)
     log0 = open(runs["mh"] + ".0.log").read()
     assert "process 0 of 2" in log0
+    # the SIGTERM run: stopped mid-run, both processes saved at the same step, and the restart resumed
+    assert runs["terminated_after"] is not None and runs["terminated_after"] < TOTAL, "SIGTERM came too late"
+    saved = [open(f"{runs['mh']}.{i}.log").read().split("SIGTERM: checkpoint saved at step ")[1].split()[0]
+             for i in range(2)]
+    assert saved[0] == saved[1] and int(saved[0]) < TOTAL, saved
+    assert f"resumed from step {saved[0]}" in open(runs["mh"] + ".0.resume.log").read()

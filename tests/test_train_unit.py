@@ -24,12 +24,9 @@ def _setup(variant="vifi_clip", **kw):
 
 
 def _state(cfg, init, sh, tx, loss_scale=1.0):
-    params = jax.tree_util.tree_map(train.replicated_value, init, sh["params"])
-    return {"params": params, "opt_state": jax.jit(tx.init, out_shardings=sh["opt_state"])(params),
-            "step": train.replicated_value(np.int32(0), sh["step"]),
-            "rng": train.replicated_value(np.zeros(2, np.uint32), sh["rng"]),
-            "loss_scale": train.replicated_value(np.float32(loss_scale), sh["loss_scale"]),
-            "good_steps": train.replicated_value(np.int32(0), sh["good_steps"])}
+    st = train.initial_state(init, sh, tx, cfg)
+    st["loss_scale"] = train.replicated_value(np.float32(loss_scale), sh["loss_scale"])
+    return st
 
 
 def _batch(s, n=8, seed=0):
@@ -174,3 +171,33 @@ def test_fsdp_shards_largest_divisible_axis():
     assert float(ma["loss"]) == pytest.approx(float(mb["loss"]), rel=1e-6)
     for x, y in zip(jax.tree_util.tree_leaves(_np(a["params"])), jax.tree_util.tree_leaves(_np(b["params"]))):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_multihost_auto_detection():
+    """jax.distributed is initialised on TPU pods, under Slurm with several tasks, or when asked."""
+    cfg = tf_.tiny_config()
+    assert not train.distributed_requested(cfg, {})
+    assert not train.distributed_requested(cfg, {"SLURM_NTASKS": "1", "SLURM_PROCID": "0"})  # one srun task
+    assert train.distributed_requested(cfg, {"SLURM_NTASKS": "8"})
+    assert train.distributed_requested(cfg, {"TPU_WORKER_HOSTNAMES": "t0,t1"})
+    assert train.distributed_requested(cfg, {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"})
+    cfg.multihost = "false"
+    assert not train.distributed_requested(cfg, {"SLURM_NTASKS": "8"})
+    cfg.multihost = "true"
+    assert train.distributed_requested(cfg, {})
+    cfg.multihost, cfg.coordinator_address = "auto", "127.0.0.1:1"
+    assert train.distributed_requested(cfg, {})
+
+
+def test_remat_gives_the_same_loss_and_gradients():
+    """config.remat recomputes block activations in the backward pass: same numbers, less memory."""
+    grads = {}
+    for remat in (False, True):
+        cfg, s, init, sh, tx, sched = _setup("tc_clip", remat=remat)
+        batch = {k: jnp.asarray(v) for k, v in _batch(s).items()}
+        params = jax.tree_util.tree_map(jnp.asarray, init)
+        loss, g = jax.jit(jax.value_and_grad(lambda p: s.task.loss(p, batch, jax.random.PRNGKey(0))[0]))(params)
+        grads[remat] = (float(loss), _np(g))
+    assert abs(grads[True][0] - grads[False][0]) < 1e-6
+    for a, b in zip(jax.tree_util.tree_leaves(grads[False][1]), jax.tree_util.tree_leaves(grads[True][1])):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
