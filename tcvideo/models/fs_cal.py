@@ -147,21 +147,28 @@ class QueryToSupportContext(nn.Module):
 class DynamicsCrossAttention(nn.Module):
     """Stage 2 (formulas 3-5), each support separately. xs [B, S, M, H] -> Y~_S [B, S, M, H]."""
 
+    hidden: int
     kernels: tuple[int, ...] = (1, 3, 5)
     softmax_over: str = "keys"
+    dtype: Any = jnp.float32
+
+    def setup(self):
+        self.convs = [nn.Conv(self.hidden, (k,), padding="SAME", dtype=self.dtype, name=f"conv_k{k}")
+                      for k in self.kernels]
+        self.bilinear = _Bilinear()
 
     def granularities(self, xs: Array) -> Array:
-        """X~_S' [B, S, K*M, H]: one 1-D temporal convolution per kernel size, stacked along segments."""
+        """X~_S' [B, S, K*M, H]: one 1-D temporal convolution per kernel size (zero-padded 'same'),
+        stacked along the segment axis."""
         b, s, m, h = xs.shape
         flat = xs.reshape(b * s, m, h)
-        outs = [nn.Conv(h, (k,), padding="SAME", dtype=xs.dtype, name=f"conv_k{k}")(flat) for k in self.kernels]
+        outs = [conv(flat) for conv in self.convs]
         return jnp.concatenate(outs, axis=1).reshape(b, s, len(self.kernels) * m, h)
 
-    @nn.compact
     def __call__(self, xs: Array) -> Array:
         h = xs.shape[-1]
         xp = self.granularities(xs)
-        w = _Bilinear(name="bilinear")(h).astype(xs.dtype)
+        w = self.bilinear(h).astype(xs.dtype)
         lam = jnp.einsum("bsph,hk,bsmk->bspm", xp, w, xs) / math.sqrt(h)  # [B, S, K*M, M]
         a = _softmax(lam, axis=2 if self.softmax_over == "keys" else 3, mask=None)
         return jnp.einsum("bspm,bsph->bsmh", a.astype(xs.dtype), xp) + xs
@@ -227,7 +234,8 @@ class FSCAL(nn.Module):
             nn.Dense(h, dtype=self.dtype, name="segment_proj")(enc(support.astype(self.dtype))))  # [B, S, M, H]
 
         xs1 = QueryToSupportContext(cfg.softmax_over, name="stage1_q2s")(xq, p_mask, xs)
-        ys = DynamicsCrossAttention(tuple(cfg.dynamics_kernels), cfg.softmax_over, name="stage2_dynamics")(xs1)
+        ys = DynamicsCrossAttention(h, tuple(cfg.dynamics_kernels), cfg.softmax_over, self.dtype,
+                                    name="stage2_dynamics")(xs1)
         fused = SupportToQueryContext(cfg.softmax_over, name="stage3_s2q")(xq, p_mask, ys)  # [B, N, H]
 
         proto = ys.mean(axis=(1, 2))  # [B, H]

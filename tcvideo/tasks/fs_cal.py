@@ -302,18 +302,18 @@ class FSCALTask(Task):
 
     def predict_fn(self, mesh, params_sharding):
         """Jitted (params, query, query_mask, support) -> (scores [B, N], boxes [B, N, 2], mask [B, N])."""
-        key = (id(mesh), id(params_sharding))
-        if key in self._predict:  # one compilation per mesh, not per evaluation
-            return self._predict[key]
+        cached = self._predict.get(id(mesh))
+        if cached and cached[0] is mesh and cached[1] is params_sharding:  # compile once, not per evaluation
+            return cached[2]
         data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
 
         def fn(params, q, qm, s):
             out = self.model.apply({"params": params}, q.astype(self.compute_dtype), qm, s.astype(self.compute_dtype))
             return jax.nn.sigmoid(out["logits"]), out["boxes"], out["proposal_mask"]
 
-        self._predict[key] = jax.jit(fn, in_shardings=(params_sharding, data_sh, data_sh, data_sh),
-                                     out_shardings=(rep, rep, rep))
-        return self._predict[key]
+        jitted = jax.jit(fn, in_shardings=(params_sharding, data_sh, data_sh, data_sh), out_shardings=(rep, rep, rep))
+        self._predict[id(mesh)] = (mesh, params_sharding, jitted)
+        return jitted
 
     def detect(self, scores: np.ndarray, boxes: np.ndarray, mask: np.ndarray, valid_len: int):
         """One episode's proposals -> (segments [K, 2], scores [K]) after clipping and NMS."""
