@@ -61,7 +61,9 @@ def default_fs_cal_config() -> ml_collections.ConfigDict:
     c.max_gt = 8  # ground-truth instances kept per query window
     c.test_episodes = 1000
     c.episode_seed = 0
-    c.test_episodes_file = ""  # JSON of the fixed test episodes (loaded if present, else written)
+    # JSON of the fixed test episodes (loaded if present, else written); "auto": in feature_dir, named after
+    # dataset, shots and episode_seed (in memory only for synthetic data); "": in memory only
+    c.test_episodes_file = ""
     c.val_episodes = 200  # evals during training
     c.nms_threshold = 0.4
     c.top_k = 300
@@ -190,7 +192,7 @@ class FSCALTask(Task):
                                             for k, v in fc.model.to_dict().items()})
         except (TypeError, ValueError) as e:
             raise _err("model", str(e).splitlines()[0]) from e
-        if fc.test_episodes_file and not os.path.isdir(os.path.dirname(os.path.abspath(fc.test_episodes_file))):
+        if fc.test_episodes_file not in ("", "auto") and not os.path.isdir(os.path.dirname(os.path.abspath(fc.test_episodes_file))):
             raise _err("test_episodes_file", f"directory of {fc.test_episodes_file!r} does not exist")
         self.source = build_source(fc)
         try:
@@ -258,7 +260,7 @@ class FSCALTask(Task):
             sampler = self.samplers["test"]
             meta = {"dataset": fc.dataset, "shots": int(fc.shots), "query_len": int(fc.query_len),
                     "episode_seed": int(fc.episode_seed), "num_episodes": int(fc.test_episodes)}
-            path = fc.test_episodes_file
+            path = self.test_episodes_path()
             if path and os.path.exists(path):
                 try:
                     eps = ep_lib.load_episodes(path, sampler, meta)
@@ -270,6 +272,14 @@ class FSCALTask(Task):
                     ep_lib.save_episodes(path, eps, meta)
         self._episodes[split] = eps
         return eps
+
+    def test_episodes_path(self) -> str:
+        fc = self.fc
+        if fc.test_episodes_file != "auto":
+            return fc.test_episodes_file
+        if fc.dataset == "synthetic":
+            return ""
+        return os.path.join(fc.feature_dir, f"fs_cal_test_episodes_{fc.dataset}_{fc.shots}shot_s{fc.episode_seed}.json")
 
     # -- loss
 
