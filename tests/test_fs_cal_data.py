@@ -163,9 +163,8 @@ def test_test_episodes_fixed_saved_and_checked(tmp_path):
 
 
 def test_fs_cal_task_on_activitynet_files(tmp_path):
-    """The task builds from real-format ActivityNet annotations + feature files: class split, episodes,
-    the test episode file, and errors naming the config field."""
-    from tcvideo.tasks.fs_cal import fs_cal_base_config
+    """configs/fs_cal/activitynet.py builds the task from real-format ActivityNet annotations + feature
+    files: class split, episodes, the test episode file, and errors naming the config field."""
     from tcvideo.tasks import get_task
     from tcvideo.train_config import ConfigError
     rng = np.random.default_rng(0)
@@ -179,9 +178,10 @@ def test_fs_cal_task_on_activitynet_files(tmp_path):
                        "annotations": [{"segment": [10.0 + v, 25.0 + v], "label": f"class {c}"}]}
             np.save(fdir / f"v_{vid}.npy", rng.normal(size=(30, 6)).astype(np.float32))
     ann = _write(tmp_path / "anet.json", json.dumps({"database": db}))
-    cfg = fs_cal_base_config()
+    cfg = _load_config("activitynet")
     f = cfg.fs_cal
-    f.dataset, f.annotations, f.feature_dir = "activitynet", ann, str(fdir)
+    assert f.dataset == "activitynet" and f.test_episodes == 1000 and f.nms_threshold == 0.4 and f.top_k == 300
+    f.annotations, f.feature_dir = ann, str(fdir)
     f.class_fractions = (0.5, 0.0, 0.5)
     f.shots, f.query_len, f.support_len, f.test_episodes = 2, 16, 4, 6
     f.test_episodes_file = str(tmp_path / "test_episodes.json")
@@ -206,3 +206,48 @@ def test_fs_cal_task_on_activitynet_files(tmp_path):
     f.model.softmax_over = "rows"
     with pytest.raises(ConfigError, match="config.fs_cal.model: softmax_over"):
         get_task(cfg)
+
+
+def _load_config(name):
+    import importlib.util
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(f"fs_cal_{name}", os.path.join(repo, "configs", "fs_cal", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config()
+
+
+def test_thumos14_protocol_config_on_small_files(tmp_path):
+    """configs/fs_cal/thumos14.py builds the task from THUMOS'14 per-class files (val + test pooled) and
+    per-video features; the "auto" test episode file lands next to the features."""
+    from tcvideo.tasks import get_task
+    from tcvideo.train_config import ConfigError
+    cfg = _load_config("thumos14")
+    with pytest.raises(ConfigError, match="config.fs_cal.annotations"):
+        get_task(cfg)  # no annotations given
+    adir, fdir = tmp_path / "ann", tmp_path / "feats"
+    adir.mkdir()
+    fdir.mkdir()
+    rng = np.random.default_rng(1)
+    classes = ["BaseballPitch", "CliffDiving", "HighJump", "Diving", "Shotput"]
+    for split in ("val", "test"):
+        for ci, c in enumerate(classes):
+            lines = []
+            for v in range(3):
+                vid = f"video_{'validation' if split == 'val' else 'test'}_{ci}{v:06d}"
+                lines.append(f"{vid} {4.0 + v:.1f} {9.0 + v:.1f}")
+                if not (fdir / f"{vid}.npy").exists():
+                    np.save(fdir / f"{vid}.npy", rng.normal(size=(60, 8)).astype(np.float32))  # 32 s at 30/16 Hz
+            _write(adir / f"{c}_{split}.txt", "\n".join(lines) + "\n")
+    f = cfg.fs_cal
+    f.annotations, f.feature_dir = str(adir), str(fdir)
+    f.shots, f.query_len, f.test_episodes = 1, 32, 5
+    f.model.update(dict(hidden_dim=8, anchor_scales=(2, 4, 8), num_pseudo_classes=2))
+    task = get_task(cfg)
+    assert len(task.source.num_snippets) == 30 and len(task.source.instances) == 30
+    inst = [i for i in task.source.instances if i.video == "video_validation_0000000"][0]
+    assert (inst.start, inst.end) == (pytest.approx(4.0 * 30 / 16), pytest.approx(9.0 * 30 / 16))
+    assert [len(task.splits[k]) for k in ("train", "val", "test")] == [3, 1, 1]
+    eps = task.episodes("test")
+    assert os.path.exists(fdir / "fs_cal_test_episodes_thumos14_1shot_s0.json") and len(eps) == 5
+    assert all(e["query_video"] != e["supports"][0][0] for e in eps)
