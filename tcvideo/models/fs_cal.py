@@ -73,6 +73,11 @@ def make_anchors(num_snippets: int, scales: Sequence[int]) -> np.ndarray:
     return np.stack([c - s / 2, c + s / 2], -1).reshape(-1, 2)
 
 
+def anchor_centre_index(anchors: np.ndarray, num_snippets: int) -> np.ndarray:
+    """Snippet holding each anchor's centre [N]: an anchor is valid when that snippet is."""
+    return np.minimum(np.floor(anchors.mean(-1)).astype(np.int32), num_snippets - 1)
+
+
 def decode_boxes(anchors: Array, reg: Array) -> Array:
     """anchors [N, 2], reg [..., N, 2] (centre offset / length, log length ratio) -> [..., N, 2]."""
     ac, al = anchors.mean(-1), anchors[:, 1] - anchors[:, 0]
@@ -228,8 +233,7 @@ class FSCAL(nn.Module):
         pooled = [range_means(hq, r) for r in _pool_indices(anchors, t, cfg.context_ratio)]
         xq = LayerNorm(dtype=self.dtype, name="proposal_norm")(
             nn.Dense(h, dtype=self.dtype, name="proposal_proj")(jnp.concatenate(pooled, -1)))  # [B, N, H]
-        centre = np.minimum(np.floor(anchors.mean(-1)).astype(np.int32), t - 1)
-        p_mask = query_mask[:, centre]  # [B, N]
+        p_mask = query_mask[:, anchor_centre_index(anchors, t)]  # [B, N]
         xs = LayerNorm(dtype=self.dtype, name="segment_norm")(
             nn.Dense(h, dtype=self.dtype, name="segment_proj")(enc(support.astype(self.dtype))))  # [B, S, M, H]
 

@@ -293,8 +293,7 @@ class FSCALTask(Task):
         del rng  # deterministic forward pass
         fc = self.fc
         best_iou, matched = self.anchor_targets(batch["gt"], batch["gt_mask"])
-        valid = batch["query_mask"][:, np.minimum(np.floor(self.anchors.mean(-1)).astype(np.int32),
-                                                  fc.query_len - 1)].astype(jnp.float32)
+        valid = batch["query_mask"][:, fs_lib.anchor_centre_index(self.anchors, fc.query_len)].astype(jnp.float32)
         pos = (best_iou >= fc.pos_iou).astype(jnp.float32) * valid
         neg = (1.0 - pos) * valid
         out = self.model.apply({"params": params}, batch["query"].astype(self.compute_dtype), batch["query_mask"],
