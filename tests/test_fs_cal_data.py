@@ -211,7 +211,8 @@ def test_fs_cal_task_on_activitynet_files(tmp_path):
 def _load_config(name):
     import importlib.util
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(f"fs_cal_{name}", os.path.join(repo, "configs", "fs_cal", f"{name}.py"))
+    path = os.path.join(repo, "configs", "fs_cal", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"fs_cal_{name}", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.get_config()

@@ -1,5 +1,4 @@
 """Per-snippet CLIP features (tcvideo/snippet_features.py) in the [T, D] .npy layout FS-CAL reads."""
-import os
 
 import jax
 import numpy as np

@@ -192,7 +192,8 @@ class FSCALTask(Task):
                                             for k, v in fc.model.to_dict().items()})
         except (TypeError, ValueError) as e:
             raise _err("model", str(e).splitlines()[0]) from e
-        if fc.test_episodes_file not in ("", "auto") and not os.path.isdir(os.path.dirname(os.path.abspath(fc.test_episodes_file))):
+        ep_dir = os.path.dirname(os.path.abspath(fc.test_episodes_file))
+        if fc.test_episodes_file not in ("", "auto") and not os.path.isdir(ep_dir):
             raise _err("test_episodes_file", f"directory of {fc.test_episodes_file!r} does not exist")
         self.source = build_source(fc)
         try:
