@@ -24,11 +24,14 @@ from __future__ import annotations
 import argparse
 import colorsys
 import dataclasses
+import functools
 import json
 import os
 import sys
 from typing import Any, Optional, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from tcvideo import predict as predict_lib
@@ -89,14 +92,10 @@ def seed_to_context(plans: Sequence[Any], num_seeds: int) -> np.ndarray:
     return pos
 
 
-def _diagnostics_fn(classifier):
-    import jax
-    key = "_viz_diagnostics"
-    if not hasattr(classifier, key):
-        model = classifier.model
-        setattr(classifier, key, jax.jit(lambda p, v: model.apply(
-            {"params": p}, v, return_diagnostics=True, method="encode_video")["layers"]))
-    return getattr(classifier, key)
+@functools.partial(jax.jit, static_argnums=0)
+def _diagnostics(model, params, video):
+    """Per-layer diagnostics of TCCLIP.encode_video; the module is static so equal models share the compile."""
+    return model.apply({"params": params}, video, return_diagnostics=True, method="encode_video")["layers"]
 
 
 def context_layers(model: predict_lib.LoadedModel) -> tuple[int, ...]:
@@ -122,7 +121,8 @@ def context_token_map(model: predict_lib.LoadedModel, video: np.ndarray, layer: 
     if method not in ("bipartite", "none"):
         raise ValueError(f"context_summary={method!r}: seeds can be traced to context tokens only for "
                          "'bipartite' (merge plans) and 'none' (seeds are the context tokens)")
-    diag = _diagnostics_fn(model.classifier)(model.classifier.params, np.asarray(video, np.float32)[None])[layer]
+    clf = model.classifier
+    diag = _diagnostics(clf.model, clf.params, jnp.asarray(video, clf.dtype)[None])[layer]
     seed_index = np.asarray(diag["seed_index"])[0]  # [T, s]
     t, s = seed_index.shape
     plans = [type(p)(*(np.asarray(a)[0] for a in p)) for p in diag.get("merge_plans", [])]

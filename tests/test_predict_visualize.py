@@ -115,20 +115,28 @@ def test_workdir_checkpoint(files, model, tmp_path):
     np.testing.assert_allclose([p for _, p in a[0].ranked], [p for _, p in b[0].ranked], rtol=1e-5)
 
 
-def test_seed_to_context_matches_merges():
-    """Tracing the merge plans gives exactly the seeds summed into each context token."""
-    x = jax.random.normal(jax.random.PRNGKey(0), (37, 6))
-    ctx, sizes, plans = cs.bipartite_summary(x, k=5, r=4)
-    assign = visualize.seed_to_context(plans, 37)
-    assert assign.min() == 0 and assign.max() == 4
-    np.testing.assert_array_equal(np.bincount(assign, minlength=5), np.asarray(sizes))
-    # Merge a one-hot per seed with the same plans: column m of the result is nonzero exactly in row assign[m].
-    onehot, size = jnp.eye(37), jnp.ones((37, 1))
+@jax.jit
+def _merge_one_hots(x):
+    """Bipartite summary of x [21, 6] (k 5, r 4) and the same merges applied to one one-hot per token."""
+    ctx, sizes, plans = cs.bipartite_summary(x, 5, 4)
+    onehot, size = jnp.eye(x.shape[0]), jnp.ones((x.shape[0], 1))
     for p in plans:
         onehot, size = cs.apply_plan(p, onehot, size)
-    np.testing.assert_array_equal(np.argmax(np.asarray(onehot), axis=0), assign)
-    np.testing.assert_array_equal((np.asarray(onehot) > 0).sum(axis=0), np.ones(37))
-    np.testing.assert_allclose(np.asarray(onehot) @ np.asarray(x), np.asarray(ctx), rtol=1e-5, atol=1e-6)
+    return ctx, sizes, plans, onehot
+
+
+def test_seed_to_context_matches_merges():
+    """Tracing the merge plans gives exactly the seeds summed into each context token."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (21, 6))
+    ctx, sizes, plans, onehot = jax.device_get(_merge_one_hots(x))
+    assert len(plans) >= 3  # several steps, so the tracing composes index maps
+    assign = visualize.seed_to_context(plans, 21)
+    assert assign.min() == 0 and assign.max() == 4
+    np.testing.assert_array_equal(np.bincount(assign, minlength=5), sizes)
+    # Column m of the merged one-hots is nonzero exactly in row assign[m] (each seed lands in one token).
+    np.testing.assert_array_equal(np.argmax(onehot, axis=0), assign)
+    np.testing.assert_array_equal((onehot > 0).sum(axis=0), np.ones(21))
+    np.testing.assert_allclose(onehot @ np.asarray(x), ctx, rtol=1e-5, atol=1e-6)
 
 
 def test_visualize(files, model, capsys):
