@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -173,11 +173,3 @@ def predict_and_plot(model, video_path: str, class_names: Sequence[str], top_k: 
     return (preds[0], show_frames(frames, f"model input: {os.path.basename(video_path)}"),
             plot_scores(preds[0].ranked, "class probabilities"))
 
-
-def maybe_dir(path: Optional[str]) -> Optional[str]:
-    """'' -> None; otherwise the path, which must exist."""
-    if not path:
-        return None
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path!r} does not exist")
-    return path

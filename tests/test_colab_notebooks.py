@@ -6,6 +6,7 @@ after the notebook's options cell (tagged "parameters"), the way papermill param
 """
 import glob
 import os
+import re
 
 import nbformat
 import pytest
@@ -29,6 +30,8 @@ def _run(path: str, tmp_path) -> nbformat.NotebookNode:
         "\n".join(f"{k} = {v!r}" for k, v in overrides.items())))
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")  # this checkout's tcvideo
+    # One device, as in Colab (conftest simulates 4 for the trainer tests; compiling for 4 is slower).
+    env["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", "")).strip()
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
