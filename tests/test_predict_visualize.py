@@ -164,3 +164,29 @@ def test_visualize(files, model, capsys):
         visualize.context_token_map(model, predict.load_video(files["videos"]["growing"], model.data)[0], layer=5)
     assert cli.main(["visualize", files["bad"], "--checkpoint", files["model"], "--out", out]) == 1
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_clip_model_dir_is_zero_shot_clip(files, tmp_path):
+    """A converted CLIP dir predicts as CLIP: mean of frame embeddings vs 'a photo of a {class}.' prompts."""
+    from tcvideo.convert import store
+    from tcvideo.models import clip as clip_lib
+    from tcvideo.models.prompting import tokenize_prompts
+    cfg = clip_lib.get_config("tiny")
+    params = clip_lib.init_params(cfg, jax.random.PRNGKey(3))
+    store.save_model(str(tmp_path / "clip"), params, {"model": "clip", "config": cfg.to_dict()})
+    model = predict.load_model(str(tmp_path / "clip"), num_frames=4)
+    assert model.source == "model_dir:clip" and model.data.normalization == "clip" and model.config.num_frames == 4
+    vid = files["videos"]["moving left"]
+    pred, _ = predict.predict_files(model, [vid], CLASSES, top_k=4)
+    clip = clip_lib.CLIP(cfg)
+
+    @jax.jit
+    def clip_probs(p, video, ids):
+        v = clip_lib.l2_normalize(clip.apply({"params": p}, video, method="encode_video").mean(axis=1))
+        t = clip_lib.l2_normalize(clip.apply({"params": p}, ids, method="encode_text"))
+        return jax.nn.softmax(jnp.exp(p["logit_scale"]) * v @ t.T, axis=-1)
+
+    video = predict.load_video(vid, model.data)  # [1, 4, 32, 32, 3]
+    ref = np.asarray(clip_probs(params, video, tokenize_prompts(CLASSES, cfg.context_length, "a photo of a")))[0]
+    np.testing.assert_allclose(dict(pred[0].ranked)[CLASSES[0]], ref[0], rtol=1e-4)
+    np.testing.assert_allclose(sorted(ref, reverse=True), [p for _, p in pred[0].ranked], rtol=1e-4)
