@@ -6,7 +6,9 @@
 converted CLIP model is used zero-shot, frames averaged) or a training workdir (``config.json`` +
 ``checkpoints/``). Videos are decoded with PyAV and go through the model's *eval* pipeline
 (``data_pipelines``: segment-centre sampling, short-side resize, centre crop(s), normalisation);
-class probabilities are the softmax averaged over the views, as in evaluation.
+class probabilities are the softmax averaged over the views, as in evaluation. Several files are
+batched (``--batch-size`` clips per forward pass); unreadable files are reported on stderr with their
+reason and skipped. Exit status: 0 all classified, 1 some skipped, 2 bad usage (checkpoint, classes).
 
 Python::
 
