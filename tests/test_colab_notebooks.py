@@ -18,7 +18,14 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colab", "*.ipynb")))
 BUDGET = {"train_demo.ipynb": {"TRAIN_STEPS": 6, "EVAL_EVERY": 100, "LOG_EVERY": 1}}
 
 
-def _run(path: str, tmp_path) -> nbformat.NotebookNode:
+@pytest.fixture(scope="module")
+def jax_cache(tmp_path_factory):
+    """A persistent compilation cache shared by the notebook kernels: the same tiny TC-CLIP is
+    initialised in every notebook, so only the first kernel compiles it."""
+    return str(tmp_path_factory.mktemp("jax_cache"))
+
+
+def _run(path: str, tmp_path, jax_cache: str) -> nbformat.NotebookNode:
     nb = nbformat.read(path, as_version=4)
     params = [i for i, c in enumerate(nb.cells) if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(params) == 1, f"{path}: needs exactly one cell tagged 'parameters' (the Colab form)"
@@ -33,6 +40,7 @@ def _run(path: str, tmp_path) -> nbformat.NotebookNode:
     # One device, as in Colab (conftest simulates 4 for the trainer tests; compiling for 4 is slower).
     env["XLA_FLAGS"] = re.sub(r"--xla_force_host_platform_device_count=\d+", "", env.get("XLA_FLAGS", "")).strip()
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["JAX_COMPILATION_CACHE_DIR"] = jax_cache
     client = NotebookClient(nb, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute(env=env)  # raises CellExecutionError on the first failing cell
@@ -59,8 +67,8 @@ def test_all_notebooks_listed():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_runs(path, tmp_path):
-    nb = _run(path, tmp_path)
+def test_notebook_runs(path, tmp_path, jax_cache):
+    nb = _run(path, tmp_path, jax_cache)
     text, name = _text(nb), os.path.basename(path)
     assert "tcvideo 0." in text and REPO in text  # the install cell found this checkout, installed nothing
     if name == "quickstart.ipynb":
