@@ -3,7 +3,8 @@
   tcvideo train --config=configs/demo.py --workdir=/tmp/demo [--config.field=value ...]
   tcvideo eval  --config=configs/tc_clip/zero_shot_k400.py --workdir=DIR [...]
   tcvideo convert SOURCE ...        (same as python -m tcvideo.convert)
-  tcvideo predict ...               (not implemented yet: exits with status 2)
+  tcvideo predict VIDEO... --checkpoint DIR (--classes "a,b" | --classes-file F) [--top-k 5] [--json]
+  tcvideo visualize VIDEO --checkpoint DIR --out DIR [--layer L]   (context tokens, CLS attention)
 """
 from __future__ import annotations
 
@@ -28,8 +29,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from tcvideo.convert import cli as convert_cli
         return convert_cli.main(rest) or 0
     if cmd == "predict":
-        print("tcvideo predict: not implemented yet", file=sys.stderr)
-        return 2
+        from tcvideo import predict
+        return predict.main(rest)
+    if cmd == "visualize":
+        from tcvideo import visualize
+        return visualize.main(rest)
     print(f"tcvideo: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
     return 2
 

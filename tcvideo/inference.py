@@ -19,20 +19,30 @@ from tcvideo.models import tc_clip as tcm
 from tcvideo.models.prompting import tokenize_prompts
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _forward_logits(model: tcm.TCCLIP, params: Any, videos: jax.Array, ids: jax.Array) -> jax.Array:
+    # The module is a static (hashable) argument: classifiers of equal configs share compiled code.
+    return model.apply({"params": params}, videos, ids)["logits"]
+
+
 class VideoClassifier:
     """A TC-CLIP (or baseline) model with its params, classifying videos against free-text classes."""
 
-    def __init__(self, config: tcm.TCCLIPConfig, params: Any, dtype: Any = jnp.float32):
+    def __init__(self, config: tcm.TCCLIPConfig, params: Any, dtype: Any = jnp.float32,
+                 prompt_prefix: Optional[str] = None):
         self.config = config
         self.dtype = dtype
+        # Training builds prompts with config.prompt_prefix; None keeps ctx_init / "a photo of a".
+        self.prompt_prefix = prompt_prefix
         self.params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
         self.model = tcm.TCCLIP(config, dtype=dtype, param_dtype=dtype)
-        self._forward = jax.jit(lambda p, v, ids: self.model.apply({"params": p}, v, ids)["logits"])
+        self._forward = functools.partial(_forward_logits, self.model)
 
     @functools.lru_cache(maxsize=16)
     def _ids(self, class_names: tuple[str, ...], truncate: bool) -> jax.Array:
         c = self.config
-        prefix = c.ctx_init if c.n_ctx else "a photo of a"
+        prefix = self.prompt_prefix if self.prompt_prefix is not None else (
+            c.ctx_init if c.n_ctx else "a photo of a")
         return jnp.asarray(tokenize_prompts(class_names, c.prompt_context_length, prefix=prefix,
                                             split_camel_case=c.split_camel_case, truncate=truncate))
 
