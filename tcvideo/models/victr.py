@@ -349,16 +349,20 @@ def clip_init_params(clip_params: Mapping[str, Any], config: VicTRConfig, rng: O
     """VicTR parameters with the CLIP towers (``visual``, ``text``) and ``logit_scale`` copied from CLIP
     and the video head drawn at random. Raises ValueError naming a missing or mis-shaped CLIP leaf."""
     from tcvideo.tree_util import flatten, unflatten
+    src = {k: np.asarray(v) for k, v in flatten(clip_params).items()}
+    from_clip = lambda path: path.startswith(("visual/", "text/")) or path == "logit_scale"
+    for path, shape in flatten(jax.tree_util.tree_map(np.shape, param_shapes(config))).items():
+        if from_clip(path) and (path not in src or src[path].shape != shape):
+            got = src[path].shape if path in src else "missing"
+            raise ValueError(f"CLIP parameters: {path} is {got}, VicTR needs {shape}")
     with jax.default_device(jax.local_devices(backend="cpu")[0]):
         rand = {k: np.asarray(v) for k, v in flatten(init_params(config, rng)).items()}
-    src = {k: np.asarray(v) for k, v in flatten(clip_params).items()}
-    out = {}
-    for path, val in rand.items():
-        if path.startswith(("visual/", "text/")) or path == "logit_scale":
-            if path not in src or src[path].shape != val.shape:
-                got = src[path].shape if path in src else "missing"
-                raise ValueError(f"CLIP parameters: {path} is {got}, VicTR needs {val.shape}")
-            out[path] = src[path].astype(np.float32)
-        else:
-            out[path] = val
-    return unflatten(out)
+    return unflatten({k: src[k].astype(np.float32) if from_clip(k) else v for k, v in rand.items()})
+
+
+def param_shapes(config: VicTRConfig) -> dict:
+    """Parameter shapes (jax.ShapeDtypeStruct) without computing anything."""
+    c = config.clip
+    video = jax.ShapeDtypeStruct((1, config.num_frames, c.image_resolution, c.image_resolution, 3), jnp.float32)
+    ids = jax.ShapeDtypeStruct((2, config.prompt_context_length), jnp.int32)
+    return jax.eval_shape(VicTR(config).init, jax.random.PRNGKey(0), video, ids)["params"]
