@@ -147,9 +147,9 @@ def _check_data(prefix: str, data, train: bool) -> dict:
     return info
 
 
-def model_config(config):
-    """The TCCLIPConfig of a training config (raises ConfigError naming the field)."""
-    from tcvideo.models import tc_clip as tc_lib
+def clip_config(config):
+    """The CLIP architecture of a training config: preset name ``model.clip``, or a dict of its fields
+    with ``model.clip_overrides`` applied (raises ConfigError naming the field)."""
     from tcvideo.models.clip import PRESETS
 
     clip = config.model.clip
@@ -163,6 +163,14 @@ def model_config(config):
             CLIPConfig.from_dict(clip)
         except (ValueError, TypeError) as e:
             raise _err("model.clip_overrides", str(e).splitlines()[0]) from e
+    return clip
+
+
+def model_config(config):
+    """The TCCLIPConfig of a training config (raises ConfigError naming the field)."""
+    from tcvideo.models import tc_clip as tc_lib
+
+    clip = clip_config(config)
     if config.model.variant not in tc_lib.VARIANTS:
         raise _err("model.variant", f"unknown variant {config.model.variant!r}; known: {sorted(tc_lib.VARIANTS)}")
     overrides = config.model.overrides.to_dict()

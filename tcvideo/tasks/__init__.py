@@ -18,6 +18,7 @@ TASKS: dict[str, Callable[..., Any]] = {}
 _BUILTIN_MODULES = (
     "tcvideo.tasks.classification",
     "tcvideo.tasks.fs_cal",
+    "tcvideo.tasks.victr",  # registers the "victr" model family of video_classification
 )
 
 DEFAULT_TASK = "video_classification"

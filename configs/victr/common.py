@@ -1,0 +1,43 @@
+"""Shared pieces of the VicTR configs: TC-CLIP's recipes (same datasets, protocols, schedule, evaluation,
+trainer and CLI) with the model swapped for VicTR (``config.model.family = "victr"``).
+
+The paper's own few-/zero-shot hyper-parameters are not public, so the TC-CLIP recipe values are kept.
+Auxiliary prompts: configs/victr/aux_prompts_generic.json (objects, scenes); give a dataset-specific
+file with --config.model.victr.aux_prompts=... (JSON {category: [texts]}).
+"""
+import importlib.util
+import os
+
+import ml_collections
+
+from tcvideo.tasks.victr import victr_config_defaults
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GENERIC_AUX = os.path.join(HERE, "aux_prompts_generic.json")
+
+
+def _tc_clip_common():
+    # Loaded by path: both config folders have a module named "common".
+    spec = importlib.util.spec_from_file_location("tc_clip_common", os.path.join(HERE, "..", "tc_clip", "common.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def victr_model(c: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:
+    """Switch a training config to the VicTR family with ``config.model.victr`` fields."""
+    c.model.family = "victr"
+    c.model.victr = victr_config_defaults()
+    for k, v in fields.items():
+        c.model.victr[k] = v
+    return c
+
+
+def recipe(name: str, protocol: str, **kw) -> ml_collections.ConfigDict:
+    """TC-CLIP's recipe (ViT-B/16, 16 frames, 224 px, CLIP init) with VicTR: 1 head layer, prompts of
+    30 tokens (as TC-CLIP's official configs), generic auxiliary prompts."""
+    c = _tc_clip_common().recipe(name, protocol, **kw)
+    return victr_model(c, head_layers=1, prompt_context_length=30, aux_prompts=GENERIC_AUX)
+
+
+folder = _tc_clip_common().folder

@@ -1,0 +1,32 @@
+"""Demo: a small VicTR trained from random init on synthetic videos on a CPU, then evaluated; the same
+data, schedule and budget as TC-CLIP's demo (configs/demo.py) so the two can be compared.
+
+    python -m tcvideo.main --config=configs/victr/demo.py --workdir=/tmp/victr_demo
+
+Four temporal classes in two time-reversed pairs (chance 25%; order-blind models cannot beat 50%).
+Auxiliary prompts: configs/victr/aux_prompts_synthetic.json (shapes, scenes).
+"""
+import importlib.util
+import os
+import sys
+
+import ml_collections
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import HERE, victr_model  # noqa: E402
+
+
+def _tc_clip_demo_config() -> ml_collections.ConfigDict:
+    # configs/demo.py, loaded by path (this file is also called demo.py)
+    spec = importlib.util.spec_from_file_location("tc_clip_demo_config", os.path.join(HERE, "..", "demo.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config()
+
+
+def get_config() -> ml_collections.ConfigDict:
+    c = _tc_clip_demo_config()
+    c.name = "victr_demo"
+    c.model.overrides = ml_collections.ConfigDict()  # TC-CLIP fields, unused here
+    return victr_model(c, head_layers=1, prompt_context_length=16,
+                       aux_prompts=os.path.join(HERE, "aux_prompts_synthetic.json"))

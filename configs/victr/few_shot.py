@@ -1,0 +1,15 @@
+"""VicTR few-shot (K via --config.data.few_shot_k=2|4|8|16): TC-CLIP's few-shot recipe (50 epochs, warmup 5,
+lr 2e-6, batch 64, test 2x1, best validation accuracy during training). Dataset: --config.data.data_dir=...
+CLIP init: --config.init_clip=/path/to/ViT-B-16.pt."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import recipe  # noqa: E402
+
+
+def get_config():
+    c = recipe("victr_few_shot", "few_shot", epochs=50, warmup=5, lr=2e-6, min_lr=2e-8, batch=64, clips=2, crops=1)
+    c.data.few_shot_k = 2
+    c.data.test_split = "val"
+    return c

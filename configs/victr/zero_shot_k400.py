@@ -1,0 +1,22 @@
+"""VicTR zero-shot: train on K400 with TC-CLIP's recipe (10 epochs, warmup 5, lr 8e-6 / 8e-8, batch 256),
+test HMDB-51 / UCF-101 / K600 zero-shot splits 1-3 (2x1 views), mean +- std. Unlike TC-CLIP, no WiSE-FT
+ensemble by default: VicTR's video head starts random, so interpolating towards the initial weights would
+mix in a random head (set --config.wise_ft_weight=0.7 to evaluate it anyway).
+Data dirs: --config.data.data_dir=K400 and --config.eval.datasets.<target>.data.data_dir=...; CLIP init:
+--config.init_clip=/path/to/ViT-B-16.pt."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import folder, recipe  # noqa: E402
+
+
+def get_config():
+    c = recipe("victr_zero_shot_k400", "zero_shot", epochs=10, warmup=5, lr=8e-6, min_lr=8e-8, batch=256,
+               clips=2, crops=1)
+    for s in (1, 2, 3):
+        c.eval.datasets[f"hmdb51_s{s}"] = folder("hmdb51")
+        c.eval.datasets[f"ucf101_s{s}"] = folder("ucf101")
+        c.eval.datasets[f"k600_s{s}"] = folder("k600")
+    c.wise_ft_weight = -1.0
+    return c
