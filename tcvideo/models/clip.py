@@ -19,6 +19,15 @@ Array = jax.Array
 Dtype = Any
 
 
+def config_from_dict(cls, d: Mapping[str, Any]):
+    """``cls(**d)`` for a config dataclass; unknown keys are a ValueError naming them and the known ones."""
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - fields)
+    if unknown:
+        raise ValueError(f"Unknown {cls.__name__} field(s) {unknown}; known: {sorted(fields)}")
+    return cls(**dict(d))
+
+
 @dataclasses.dataclass(frozen=True)
 class CLIPConfig:
     """Architecture of a CLIP model. Heads default to width // 64 as in OpenAI's build_model."""
@@ -62,11 +71,7 @@ class CLIPConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "CLIPConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - fields)
-        if unknown:
-            raise ValueError(f"Unknown CLIPConfig field(s) {unknown}; known: {sorted(fields)}")
-        return cls(**dict(d))
+        return config_from_dict(cls, d)
 
 
 PRESETS: dict[str, CLIPConfig] = {

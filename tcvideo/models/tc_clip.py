@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tcvideo.models.clip import CLIPConfig, get_config, l2_normalize
+from tcvideo.models.clip import CLIPConfig, config_from_dict, get_config, l2_normalize
 from tcvideo.models.prompting import PromptedTextEncoder
 from tcvideo.models.tc_vision import TCVisionConfig, TCVisionTransformer, official_return_layers
 
@@ -97,11 +97,7 @@ class TCCLIPConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TCCLIPConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - fields)
-        if unknown:
-            raise ValueError(f"Unknown TCCLIPConfig field(s) {unknown}; known: {sorted(fields)}")
-        return cls(**dict(d))
+        return config_from_dict(cls, d)
 
 
 VARIANTS: dict[str, dict] = {

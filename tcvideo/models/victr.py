@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tcvideo.models.clip import CLIPConfig, TextTransformer, VisionTransformer, get_config, l2_normalize
+from tcvideo.models.clip import CLIPConfig, TextTransformer, VisionTransformer, config_from_dict, get_config, l2_normalize
 from tcvideo.models.layers import MLP, LayerNorm, MultiHeadAttention
 
 Array = jax.Array
@@ -166,11 +166,7 @@ class VicTRConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "VicTRConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - fields)
-        if unknown:
-            raise ValueError(f"Unknown VicTRConfig field(s) {unknown}; known: {sorted(fields)}")
-        return cls(**dict(d))
+        return config_from_dict(cls, d)
 
 
 # ----------------------------------------------------------------------------- head pieces
