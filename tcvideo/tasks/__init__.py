@@ -17,6 +17,7 @@ TASKS: dict[str, Callable[..., Any]] = {}
 # Imported on first lookup so that `import tcvideo.tasks` stays light.
 _BUILTIN_MODULES = (
     "tcvideo.tasks.classification",
+    "tcvideo.tasks.ov_oad",
 )
 
 DEFAULT_TASK = "video_classification"
