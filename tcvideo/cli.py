@@ -4,6 +4,7 @@
   tcvideo eval  --config=configs/tc_clip/zero_shot_k400.py --workdir=DIR [...]
   tcvideo convert SOURCE ...        (same as python -m tcvideo.convert)
   tcvideo predict ...               (not implemented yet: exits with status 2)
+  tcvideo extract-features --clip=... --videos=... --out=...   (OV-OAD frame features, tcvideo/oad_extract.py)
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if cmd == "convert":
         from tcvideo.convert import cli as convert_cli
         return convert_cli.main(rest) or 0
+    if cmd == "extract-features":
+        from tcvideo import oad_extract
+        return oad_extract.main(rest) or 0
     if cmd == "predict":
         print("tcvideo predict: not implemented yet", file=sys.stderr)
         return 2
