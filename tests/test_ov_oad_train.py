@@ -33,3 +33,29 @@ def test_training_raises_map(tmp_path):
     assert before["mAP"] < 35.0, before
     assert after["mAP"] > before["mAP"] + 35.0, (before, after)
     assert os.path.exists(tmp_path / "eval_results.json")
+
+    # The `tcvideo eval` path on files: the same test videos written as released-style feature files with
+    # THUMOS'14-style per-class annotation files give the same mAP as the synthetic target.
+    import pickle
+    from data_pipelines.oad import synthetic as syn
+    feats, anns = tmp_path / "feats", tmp_path / "anns"
+    feats.mkdir(), anns.mkdir()
+    o = cfg.ov_oad
+    videos = syn.make_videos(o.synthetic.test_videos, split="test", classes=tuple(o.synthetic.classes),
+                             num_frames=o.synthetic.num_frames, dim=32, noise=o.synthetic.noise, seed=o.synthetic.seed)
+    lines = {c: [] for c in o.synthetic.classes}
+    for v in videos:
+        with open(feats / f"{v.name}.pkl", "wb") as f:
+            pickle.dump({"rgb": v.features, "captions": {}, "fps": 4, "vlen_src": v.duration}, f)
+        for s in v.segments:
+            lines[s.label].append(f"{v.name} {s.start} {s.end}")
+    for c, ls in lines.items():
+        (anns / f"{c}_test.txt").write_text("\n".join(ls) + "\n")
+    import ml_collections
+    with cfg.unlocked():
+        cfg.ov_oad.eval.targets = ml_collections.ConfigDict({"thumos_style": ml_collections.ConfigDict(dict(
+            source="files", features=str(feats), annotations=str(anns), annotation_format="thumos14",
+            classes=("background", *o.synthetic.classes), metric="mAP", subset=""))})
+    ev = train.evaluate_workdir(cfg, str(tmp_path))["fine_tuned"]["results"]["thumos_style"]
+    assert ev["frames"] == after["frames"]
+    assert abs(ev["mAP"] - after["mAP"]) < 1e-6, (ev, after)
