@@ -84,3 +84,32 @@ def test_total_is_the_weighted_sum_and_grads_flow():
     assert np.abs(np.asarray(grads["grouping"]["assign_k"]["kernel"])).max() > 0
     assert np.abs(np.asarray(grads["saliency_projector"])).max() > 0
     assert np.abs(np.asarray(grads["text"]["resblocks_0"]["attn"]["in_proj_kernel"])).max() > 0
+
+
+def test_task_config_errors_name_the_field(tmp_path):
+    import pytest
+    from tcvideo.tasks import get_task
+    from tcvideo.tasks.ov_oad import default_ov_oad_config
+    from tcvideo.train_config import ConfigError, base_config
+
+    def cfg(**kw):
+        c = base_config()
+        c.task = "ov_oad"
+        c.ov_oad = default_ov_oad_config()
+        c.ov_oad.text = "tiny"
+        for k, v in kw.items():
+            node = c.ov_oad
+            *parents, leaf = k.split(".")
+            for p_ in parents:
+                node = node[p_]
+            node[leaf] = v
+        return c
+
+    with pytest.raises(ConfigError, match=r"config\.ov_oad\.caption_mode"):
+        get_task(cfg(caption_mode="words"))
+    with pytest.raises(ConfigError, match=r"config\.ov_oad\.train\.features"):
+        get_task(cfg(**{"train.source": "files", "train.features": str(tmp_path / "none")}))
+    with pytest.raises(ConfigError, match=r"config\.ov_oad\.model"):
+        get_task(cfg(model={"score_fusion": "bad"}))
+    with pytest.raises(ConfigError, match=r"config\.ov_oad\.text"):
+        get_task(cfg(text="ViT-Z"))

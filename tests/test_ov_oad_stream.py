@@ -5,7 +5,6 @@ import numpy as np
 
 from ov_oad_fixture import CONTEXT, tiny_config, tiny_params
 from tcvideo import oad_stream
-from tcvideo.models import ov_oad as oad
 
 CLASSES = ["background", "jumping", "running", "swimming"]
 

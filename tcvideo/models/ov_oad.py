@@ -34,8 +34,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tcvideo.models.clip import CLIPConfig, TextTransformer, get_config as get_clip_config
-from tcvideo.models.layers import MLP, LayerNorm, MultiHeadAttention, split_heads
+from tcvideo.models.clip import TextTransformer, get_config as get_clip_config
+from tcvideo.models.layers import MLP, LayerNorm, MultiHeadAttention
 
 Array = jax.Array
 Dtype = Any

@@ -12,8 +12,8 @@ background-mask dice loss (beta = 1).
 """
 from __future__ import annotations
 
-import math
-from typing import Iterator, Optional
+import os
+from typing import Iterator
 
 import flax.linen as nn
 import jax
@@ -166,6 +166,17 @@ def load_videos(spec, *, split: str, synthetic, feature_dim: int, class_names=No
     return feat.load_videos(spec.features, segs, feature_dim=feature_dim)
 
 
+def _check_files(prefix: str, spec) -> None:
+    """ConfigError naming the field when a 'files' source lacks its feature dir / annotation file."""
+    from data_pipelines.oad.annotations import FORMATS
+    for field in ("features", "annotations"):
+        path = spec.get(field, "")
+        if not path or not os.path.exists(path):
+            raise ConfigError(f"{prefix}.{field}: no such file or directory {path!r}")
+    if spec.get("annotation_format", "") not in FORMATS:
+        raise ConfigError(f"{prefix}.annotation_format: {spec.get('annotation_format', '')!r} not in {FORMATS}")
+
+
 @register_task("ov_oad")
 class OVOADTask(Task):
     """Video-text pre-training of OV-OAD and its per-frame open-vocabulary detection evaluation."""
@@ -183,7 +194,11 @@ class OVOADTask(Task):
         for k in ("match", "multi_label", "current", "mask"):
             if k not in o.loss:
                 raise ConfigError(f"config.ov_oad.loss.{k}: missing")
+        if o.train.source == "files":
+            _check_files("config.ov_oad.train", o.train)
         for name, t in self._targets().items():
+            if t.source == "files":
+                _check_files(f"config.ov_oad.eval.targets.{name}", t)
             if t.source not in DATA_SOURCES:
                 raise ConfigError(f"config.ov_oad.eval.targets.{name}.source: {t.source!r} not in {DATA_SOURCES}")
             if t.get("metric", "mAP") not in ("mAP", "mcAP"):
