@@ -46,7 +46,7 @@ def test_no_frame_attends_to_the_future():
     x = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (1, 16, 32)))
     y = x.copy()
     j = 9
-    y[:, j:] += 3.0  # change frames j.. only
+    y[:, j:] += 3.0 * np.random.default_rng(0).standard_normal((16 - j, 32))  # change frames j.. only
     f = nn.apply(_dntr_tokens, model)
     a, b = np.asarray(f({"params": p}, x)), np.asarray(f({"params": p}, y))
     np.testing.assert_allclose(a[:, :j], b[:, :j], atol=1e-6)  # the causal stack: past tokens untouched
@@ -110,9 +110,18 @@ def test_adapters_start_as_identity_and_variants_build():
     with_a = oad.OVOAD(cfg).apply({"params": p}, x, method=oad.OVOAD.encode_video)
     without = oad.OVOAD(tiny_config()).apply({"params": strip(p)}, x, method=oad.OVOAD.encode_video)
     np.testing.assert_allclose(np.asarray(with_a["video"]), np.asarray(without["video"]), atol=1e-6)
-    paper = tiny_config(dntr_cross_attention=False, score_fusion="paper", mask_mode="paper", zero_shot_clip=False)
+    paper = tiny_config(dntr_mode="paper", score_fusion="paper", mask_mode="paper", zero_shot_clip=False)
     pp = oad.init_params(paper, jax.random.PRNGKey(0), CONTEXT)
-    assert "dntr_cross" not in pp and "zs_text" not in pp
+    assert "dntr_cross" not in pp and "zs_text" not in pp and "cross_attn" in pp["dntr_0"]
+    # Paper decoder: neighbouring-frame queries are causal among themselves (change query 13 of 12..15).
+    y = np.asarray(x).copy()
+    y[:, 13] += 3.0 * np.random.default_rng(0).standard_normal(32)  # not a constant: LayerNorm would remove it
+    ea = oad.OVOAD(paper).apply({"params": pp}, x, method=oad.OVOAD.encode_video)
+    eb = oad.OVOAD(paper).apply({"params": pp}, jnp.asarray(y), method=oad.OVOAD.encode_video)
+    assert np.abs(np.asarray(ea["enc_feat"]) - np.asarray(eb["enc_feat"])).max() > 1e-4  # the last frame sees it
+    f = nn.apply(lambda m, z: m.dntr[0](z[:, -4:], z[:, :-4]), oad.OVOAD(paper))
+    da, db = np.asarray(f({"params": pp}, x)), np.asarray(f({"params": pp}, jnp.asarray(y)))
+    np.testing.assert_allclose(da[:, :1], db[:, :1], atol=1e-6)  # query 12 does not see frame 13
     s = oad.OVOAD(paper).apply({"params": pp}, x, _ids(3))["scores"]
     np.testing.assert_allclose(np.asarray(s).sum(-1), 1.0 + paper.alpha, rtol=1e-5)  # P_AC + alpha P_cur
 

@@ -19,8 +19,9 @@ projection (optionally with parallel adapters), a saliency projector (D -> text 
 scales. Optionally a frozen plain-CLIP zero-shot branch (visual projection + CLIP text tower with
 projection) used only by the released score fusion.
 
-Paper / released-code variants are config fields (``OVOADConfig``): ``dntr_cross_attention`` (False:
-the paper's 4 decoder layers without the separate cross-attention block), ``mask_mode`` ('released':
+Paper / released-code variants are config fields (``OVOADConfig``): ``dntr_mode`` ('paper': 4 decoder
+layers whose queries are the neighbouring frames, causal among themselves, with the distant past as
+memory, instead of the released 4 causal encoder blocks + 1 cross-attention block), ``mask_mode`` ('released':
 q k^T statistics; 'paper': M_B = A . G . T^T), ``score_fusion`` ('released': mean of the AC, current
 and zero-shot scores; 'paper': P_AC + alpha * P_current; 'ac': P_AC only).
 """
@@ -41,6 +42,7 @@ Array = jax.Array
 Dtype = Any
 
 SCORE_FUSIONS = ("released", "paper", "ac")
+DNTR_MODES = ("released", "paper")
 MASK_MODES = ("released", "paper")
 LOGIT_SCALE_MAX = 100.0
 
@@ -55,7 +57,7 @@ class OVOADConfig:
     num_heads: int = 8
     mlp_ratio: int = 4
     dntr_layers: int = 4
-    dntr_cross_attention: bool = True  # released code; False = paper's plain decoder stack
+    dntr_mode: str = "released"  # released: causal encoder stack + cross-attn block; paper: decoder layers
     cluster_layers: int = 6
     num_group_tokens: int = 8
     num_output_groups: int = 2
@@ -80,7 +82,9 @@ class OVOADConfig:
         object.__setattr__(self, "text", get_clip_config(self.text))
         if self.feature_dim % self.num_heads:
             raise ValueError(f"OVOADConfig.feature_dim={self.feature_dim} not divisible by num_heads={self.num_heads}")
-        if self.dntr_cross_attention and not 0 < self.num_neighbour < self.window:
+        if self.dntr_mode not in DNTR_MODES:
+            raise ValueError(f"OVOADConfig.dntr_mode={self.dntr_mode!r} not in {DNTR_MODES}")
+        if not 0 < self.num_neighbour < self.window:
             raise ValueError(f"OVOADConfig.num_neighbour={self.num_neighbour} must be in (0, window={self.window})")
         if self.score_fusion not in SCORE_FUSIONS:
             raise ValueError(f"OVOADConfig.score_fusion={self.score_fusion!r} not in {SCORE_FUSIONS}")
@@ -91,7 +95,7 @@ class OVOADConfig:
 
     @property
     def num_blocks(self) -> int:
-        return self.dntr_layers + int(self.dntr_cross_attention) + self.cluster_layers + 1 + self.out_layers
+        return self.dntr_layers + int(self.dntr_mode == "released") + self.cluster_layers + 1 + self.out_layers
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -181,6 +185,34 @@ class Block(nn.Module):
         if self.adapter_dim:
             y = y + Adapter(self.adapter_dim, self.adapter_scale, name="adapter", **kw)(h)
         return x + dp(y, deterministic)
+
+
+class DecoderBlock(nn.Module):
+    """Pre-norm transformer decoder layer (paper variant of the DNTR block): causal self-attention over the
+    queries, cross-attention to the memory, MLP. q [B, Nq, D], memory [B, Nk, D] -> [B, Nq, D]."""
+
+    width: int
+    num_heads: int
+    mlp_ratio: int = 4
+    causal: bool = True
+    drop_path: float = 0.0
+    adapter_dim: int = 0
+    adapter_scale: float = 0.1
+    dtype: Optional[Dtype] = None
+
+    @nn.compact
+    def __call__(self, q: Array, memory: Array, deterministic: bool = True) -> Array:
+        kw = dict(dtype=self.dtype)
+        dp = DropPath(self.drop_path)
+        q = q + dp(MultiHeadAttention(self.width, self.num_heads, name="self_attn", **kw)(
+            LayerNorm(name="ln_1", **kw)(q), is_causal=self.causal), deterministic)
+        q = q + dp(MultiHeadAttention(self.width, self.num_heads, name="cross_attn", **kw)(
+            LayerNorm(name="ln_2", **kw)(q), kv=LayerNorm(name="ln_memory", **kw)(memory)), deterministic)
+        h = LayerNorm(name="ln_3", **kw)(q)
+        y = FeedForward(self.width * self.mlp_ratio, name="mlp", **kw)(h)
+        if self.adapter_dim:
+            y = y + Adapter(self.adapter_dim, self.adapter_scale, name="adapter", **kw)(h)
+        return q + dp(y, deterministic)
 
 
 class PostNormCrossBlock(nn.Module):
@@ -343,10 +375,11 @@ class OVOAD(nn.Module):
         rates = [c.drop_path * i / max(c.num_blocks - 1, 1) for i in range(c.num_blocks)]
         self.pos_embed = self.param("pos_embed", nn.initializers.truncated_normal(0.02), (1, c.window, d))
         self.pos_drop = nn.Dropout(c.dropout)
-        self.dntr = [Block(d, c.num_heads, c.mlp_ratio, causal=True, drop_path=rates[i], adapter_dim=ad,
-                           adapter_scale=c.adapter_scale, name=f"dntr_{i}", **kw) for i in range(c.dntr_layers)]
+        dntr_block = Block if c.dntr_mode == "released" else DecoderBlock
+        self.dntr = [dntr_block(d, c.num_heads, c.mlp_ratio, causal=True, drop_path=rates[i], adapter_dim=ad,
+                                adapter_scale=c.adapter_scale, name=f"dntr_{i}", **kw) for i in range(c.dntr_layers)]
         r = c.dntr_layers
-        if c.dntr_cross_attention:
+        if c.dntr_mode == "released":
             self.dntr_cross = PostNormCrossBlock(d, c.num_heads, c.mlp_ratio, drop_path=rates[r], adapter_dim=ad,
                                                  adapter_scale=c.adapter_scale, name="dntr_cross", **kw)
             r += 1
@@ -390,12 +423,16 @@ class OVOAD(nn.Module):
             raise ValueError(f"OV-OAD expects features [B, {c.window}, {c.feature_dim}], got {features.shape}")
         x = features.astype(self.dtype or features.dtype) + self.pos_embed.astype(self.dtype or features.dtype)
         x = self.pos_drop(x, deterministic=deterministic)
-        for blk in self.dntr:
-            x = blk(x, deterministic)
-        if c.dntr_cross_attention:
-            n = c.num_neighbour
+        n = c.num_neighbour
+        if c.dntr_mode == "released":
+            for blk in self.dntr:
+                x = blk(x, deterministic)
             neigh = self.dntr_cross(x[:, -n:], x[:, :-n], deterministic)  # V_N attends to V_P (all in the past)
-            x = jnp.concatenate([x[:, :-n], neigh], axis=1)
+        else:  # paper: decoder layers, queries V_N (causal among themselves), memory V_P
+            neigh = x[:, -n:]
+            for blk in self.dntr:
+                neigh = blk(neigh, x[:, :-n], deterministic)
+        x = jnp.concatenate([x[:, :-n], neigh], axis=1)
         enc_feat = self.ln_current(x[:, -1])
         g = jnp.broadcast_to(self.group_token.astype(x.dtype), (x.shape[0],) + self.group_token.shape[1:])
         h = jnp.concatenate([x, g], axis=1)
