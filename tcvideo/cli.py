@@ -5,6 +5,7 @@
   tcvideo convert SOURCE ...        (same as python -m tcvideo.convert)
   tcvideo predict VIDEO... --checkpoint DIR (--classes "a,b" | --classes-file F) [--top-k 5] [--json]
   tcvideo visualize VIDEO --checkpoint DIR --out DIR [--layer L]   (context tokens, CLS attention)
+  tcvideo extract-features --clip=... --videos=... --out=...   (OV-OAD frame features, tcvideo/oad_extract.py)
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if cmd == "convert":
         from tcvideo.convert import cli as convert_cli
         return convert_cli.main(rest) or 0
+    if cmd == "extract-features":
+        from tcvideo import oad_extract
+        return oad_extract.main(rest) or 0
     if cmd == "predict":
         from tcvideo import predict
         return predict.main(rest)

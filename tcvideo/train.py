@@ -142,7 +142,9 @@ def make_optimizer(config, params, total_steps: int, warmup_steps: int, label_fn
     def adamw(s):
         return optax.adamw(s, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay)
 
+    no_decay = optax.adamw(sched, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=0.0)
     tx = optax.multi_transform({"base": adamw(sched), "prompt": adamw(lambda t: mult * sched(t)),
+                                "no_decay": no_decay,  # tasks label e.g. biases / norms 'no_decay'
                                 "frozen": optax.set_to_zero()}, param_labels(params, label_fn))
     if config.grad_clip > 0:
         tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)

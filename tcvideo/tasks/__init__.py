@@ -19,6 +19,7 @@ _BUILTIN_MODULES = (
     "tcvideo.tasks.classification",
     "tcvideo.tasks.fs_cal",
     "tcvideo.tasks.victr",  # registers the "victr" model family of video_classification
+    "tcvideo.tasks.ov_oad",
 )
 
 DEFAULT_TASK = "video_classification"

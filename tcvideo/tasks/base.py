@@ -55,7 +55,7 @@ class Task:
         return json.dumps({k: out[k] for k in ("results", "summary") if k in out}, indent=2, default=float)
 
     def param_label(self, path: str) -> str:
-        """'base', 'prompt' (lr x config.prompt_lr_mult) or 'frozen' (never updated)."""
+        """'base', 'prompt' (lr x config.prompt_lr_mult), 'no_decay' (no weight decay) or 'frozen' (never updated)."""
         if any(path.startswith(f) for f in FROZEN):
             return "frozen"
         if any(p in path for p in PROMPT):
