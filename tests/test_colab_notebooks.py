@@ -60,7 +60,7 @@ def _images(nb) -> int:
 
 def test_all_notebooks_listed():
     assert {os.path.basename(p) for p in NOTEBOOKS} == {"quickstart.ipynb", "train_demo.ipynb",
-                                                         "context_tokens.ipynb"}
+                                                         "context_tokens.ipynb", "online_detection.ipynb"}
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
@@ -77,6 +77,11 @@ def test_notebook_runs(path, tmp_path, jax_cache):
         assert os.path.exists(tmp_path / "workdir" / "train_log.jsonl")
         assert "'final/top1': 1" in text and "'train/loss': 10" in text  # 100 steps logged every 10, read back
         assert _images(nb) >= 1
+    elif name == "online_detection.ipynb":
+        assert "per-frame mAP on held-out synthetic videos" in text
+        assert "streamed 160 frames at" in text and "frames/s" in text
+        assert "'background', 'swimming', 'dancing'" in text  # the swapped vocabulary
+        assert _images(nb) >= 1 and os.path.exists(tmp_path / "workdir" / "checkpoints")
     elif name == "context_tokens.ipynb":
         out = tmp_path / "out_dir"
         assert (out / "overview.png").exists() and (out / "context_tokens.gif").exists()
