@@ -1,10 +1,15 @@
-"""``tcvideo extract-features``: CLIP frame features of videos for OV-OAD, written as a TFDS dataset.
+"""``tcvideo extract-features``: CLIP frame features of videos (OV-OAD, FS-CAL), the project's one
+feature extractor.
 
     tcvideo extract-features --clip=ViT-B-16.pt --videos=DIR_OR_LIST --out=DIR [--split=test] [--batch=64]
+        [--fps=4] [--format=tfds|npy]
 
 Frames are taken at 4 fps at the centre of every 0.25 s bin (the nearest earlier decoded frame), resized
 to the CLIP resolution (bicubic, no crop), CLIP-normalised; the stored feature is the CLS token after
 ln_post without the visual projection (768-d for ViT-B/16), float16, with fps and duration.
+``--format=tfds`` (default) writes a TFDS dataset (what OV-OAD reads); ``--format=npy`` writes one
+``<video>.npy`` float16 [T, D] per video (memory-mappable; what FS-CAL reads, with
+``fs_cal.snippets_per_second`` = ``--fps``; OV-OAD reads it too, at 4 fps).
 ``--clip`` is an OpenAI .pt file or a tcvideo CLIP model dir; ``random:PRESET`` builds a randomly
 initialised CLIP (tests and demos only).
 """
@@ -68,7 +73,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--out", required=True, help="output directory of the TFDS dataset")
     ap.add_argument("--split", default="train")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--fps", type=float, default=4.0)
+    ap.add_argument("--fps", type=float, default=4.0, help="features per second (OV-OAD: 4)")
+    ap.add_argument("--format", choices=("tfds", "npy"), default="tfds",
+                    help="a TFDS dataset, or one <video>.npy [T, D] per video")
     args = ap.parse_args(list(argv) if argv is not None else None)
     from data_pipelines.oad.features import write_tfds
     from tcvideo.oad_features import FrameEncoder
@@ -81,8 +88,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     cfg, params = load_clip(args.clip)
     enc = FrameEncoder(cfg, params)
-    out = write_tfds(args.out, lambda: extract(paths, enc, batch=args.batch, fps=args.fps),
-                     feature_dim=cfg.vision_width, split=args.split)
+    examples = lambda: extract(paths, enc, batch=args.batch, fps=args.fps)
+    if args.format == "npy":
+        os.makedirs(args.out, exist_ok=True)
+        n = 0
+        for ex in examples():
+            np.save(os.path.join(args.out, ex["name"] + ".npy"), ex["rgb"].astype(np.float16))
+            n += 1
+        print(f"wrote {n} of {len(paths)} videos' features to {args.out} ({args.fps:g} per second)")
+        return 0 if n == len(paths) else 1
+    out = write_tfds(args.out, examples, feature_dim=cfg.vision_width, split=args.split)
     print(f"wrote {len(paths)} videos' features to {out}")
     return 0
 

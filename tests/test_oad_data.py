@@ -149,3 +149,9 @@ def test_extract_features_cli(tmp_path):
     enc = FrameEncoder(clip_lib.PRESETS["tiny"], clip_lib.init_params(clip_lib.PRESETS["tiny"], jax.random.PRNGKey(0)))
     np.testing.assert_allclose(v.features.astype(np.float32), enc(frames), rtol=1e-2, atol=1e-2)
     assert cli.main(["extract-features", "--clip=random:tiny", f"--videos={tmp_path / 'nope'}", f"--out={out}"]) == 2
+    # --format=npy: the same features as one memory-mappable [T, D] file per video (FS-CAL's layout)
+    npy = tmp_path / "npy"
+    assert cli.main(["extract-features", "--clip=random:tiny", f"--videos={vids}", f"--out={npy}", "--batch=4",
+                     "--format=npy"]) == 0
+    from data_pipelines.fs_cal.sources import feature_path, load_feature_file
+    np.testing.assert_array_equal(load_feature_file(feature_path(str(npy), "a")), v.features)

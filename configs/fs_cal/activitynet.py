@@ -4,8 +4,8 @@
         --config.fs_cal.annotations=/data/anet/activity_net.v1-3.min.json \
         --config.fs_cal.feature_dir=/data/anet/clip_vitb16_snippets
 
-Annotations: training + validation videos (classes, not videos, are split); features one snippet per
-16 frames. Queries are windows of 48 snippets (the protocol's queries have 32-716 frames) around one
+Annotations: training + validation videos (classes, not videos, are split); features from
+``tcvideo extract-features --format=npy --fps=1`` (durations rescale the annotations to the features). Queries are windows of 48 snippets (the protocol's queries have 32-716 frames) around one
 instance; supports are resampled to 16 segments. The class split is a seeded 80/10/10 split of the 200
 classes unless ``fs_cal.class_split_file`` gives the benchmark's lists.
 """

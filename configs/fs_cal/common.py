@@ -3,8 +3,10 @@
 Benchmark (the ECCV 2020 common-action protocol): disjoint train / val / test classes; episodes of one
 query and S = 1 or 5 supports of one class (``--config.fs_cal.shots=1``); 1000 fixed test episodes
 (written next to the features on first use, see ``test_episodes_file``); mAP at tIoU 0.5 and averaged
-over 0.5:0.05:0.95 after NMS 0.4 with the top 300 proposals. Features: per-snippet CLIP ViT-B/16 image
-embeddings (D = 512), one <video_id>.npy [T, 512] per video in ``fs_cal.feature_dir``.
+over 0.5:0.05:0.95 after NMS 0.4 with the top 300 proposals. Features: CLIP ViT-B/16 frame features, one
+snippet per 1/fps s, written by ``tcvideo extract-features --format=npy --fps=FPS`` (one
+<video_id>.npy [T, 768] per video in ``fs_cal.feature_dir``); set ``fs_cal.snippets_per_second`` to
+the same FPS.
 """
 import ml_collections
 

@@ -5,8 +5,9 @@
         --config.fs_cal.feature_dir=/data/thumos14/clip_vitb16_snippets
 
 ``annotations``: one folder holding the per-class ``<Class>_val.txt`` and ``<Class>_test.txt`` files
-(both splits are pooled: the protocol splits classes). THUMOS gives no durations: features are one
-snippet per 16 frames of 30 fps video (``snippets_per_second`` = 30 / 16). Instances are short, so
+(both splits are pooled: the protocol splits classes). THUMOS gives no durations: features are
+``tcvideo extract-features --format=npy --fps=1.875`` (one snippet per 16 frames of 30 fps video;
+``snippets_per_second`` = 30 / 16). Instances are short, so
 queries are 128-snippet windows with short anchors. The 20 classes are split 12/4/4 (seeded) unless
 ``fs_cal.class_split_file`` gives the benchmark's lists.
 """

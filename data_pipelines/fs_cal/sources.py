@@ -1,10 +1,10 @@
 """Per-snippet feature sources for FS-CAL: untrimmed videos as [T, D] feature arrays plus their
 action instances in snippet units.
 
-Feature layout on disk (what a per-snippet feature extractor writes, e.g. CLIP image embeddings of
-one frame per snippet, or mean-pooled over the snippet): one file per video in ``feature_dir``,
-``<video_id>.npy`` (a float [T, D] array) or ``<video_id>.npz`` (key ``features``, else its only
-array); ActivityNet's ``v_<video_id>`` file names are also found. Snippet t covers
+Feature layout on disk (what ``tcvideo extract-features --format=npy --fps=R`` writes: CLIP features
+of one frame per snippet, R snippets per second): one file per video in ``feature_dir``,
+``<video_id>.npy`` (a float [T, D] array) or ``<video_id>.npz`` (key ``features`` or ``rgb``, else its
+only array); ActivityNet's ``v_<video_id>`` file names are also found. Snippet t covers
 [t, t + 1) in snippet units; annotations are converted to these units by
 ``temporal_annotations.to_snippets``.
 
@@ -64,9 +64,9 @@ def load_feature_file(path: str, mmap: bool = True) -> np.ndarray:
     if path.endswith(".npz"):
         with np.load(path) as z:
             keys = list(z.keys())
-            key = "features" if "features" in keys else (keys[0] if len(keys) == 1 else None)
+            key = next((k for k in ("features", "rgb") if k in keys), keys[0] if len(keys) == 1 else None)
             if key is None:
-                raise ValueError(f"{path}: no 'features' array among {keys}")
+                raise ValueError(f"{path}: no 'features' or 'rgb' array among {keys}")
             x = z[key]
     else:
         x = np.load(path, mmap_mode="r" if mmap else None)

@@ -16,12 +16,9 @@ THUMOS'14 (``TH14_Temporal_annotations_{validation,test}/annotation/``): one fil
 from __future__ import annotations
 
 import dataclasses
-import glob
-import json
-import os
 from typing import Optional, Sequence
 
-from data_pipelines.annotations import AnnotationError
+from data_pipelines.oad import annotations as oad_annotations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,69 +39,27 @@ class VideoAnnotation:
 def parse_activitynet(path: str, subsets: Sequence[str] | None = None) -> dict[str, VideoAnnotation]:
     """ActivityNet 1.3 JSON -> {video_id: VideoAnnotation}; ``subsets`` filters (e.g. ("training",)).
 
-    Raises AnnotationError naming the file and the video id / field for malformed entries."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from e
-    if not isinstance(obj, dict) or not isinstance(obj.get("database"), dict):
-        raise AnnotationError(path, None, "expected a top-level object with a 'database' mapping")
+    Parsed by the project's one ActivityNet reader (``data_pipelines.oad.annotations``); AnnotationError
+    names the file and the video id / field of a malformed entry."""
+    segments = oad_annotations.parse_activitynet(path)
     out = {}
-    for vid, rec in obj["database"].items():
-        where = f"database[{vid!r}]"
-        if not isinstance(rec, dict):
-            raise AnnotationError(path, None, f"{where}: expected an object")
-        subset = str(rec.get("subset", ""))
-        if subsets is not None and subset not in subsets:
+    for vid, meta in oad_annotations.activitynet_videos(path).items():
+        if subsets is not None and meta["subset"] not in subsets:
             continue
-        try:
-            duration = float(rec["duration"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise AnnotationError(path, None, f"{where}.duration: missing or not a number") from e
-        segs = []
-        for i, a in enumerate(rec.get("annotations", [])):
-            try:
-                s, e_ = (float(x) for x in a["segment"])
-                label = str(a["label"])
-            except (KeyError, TypeError, ValueError) as e:
-                raise AnnotationError(path, None, f"{where}.annotations[{i}]: needs 'segment' [start, end] "
-                                                  f"and 'label'") from e
-            if e_ <= s:
-                raise AnnotationError(path, None, f"{where}.annotations[{i}].segment: end {e_} <= start {s}")
-            segs.append(Segment(s, e_, label))
-        out[vid] = VideoAnnotation(vid, duration, subset, segs)
+        segs = [Segment(g.start, g.end, g.label) for g in segments.get(vid, [])]
+        out[vid] = VideoAnnotation(vid, meta["duration"], meta["subset"], segs)
     return out
 
 
 def parse_thumos14(annotation_dir: str, split: str = "val") -> dict[str, VideoAnnotation]:
-    """THUMOS'14 per-class files ``<Class>_<split>.txt`` (split 'val' or 'test') -> {video_id: ...}.
-
-    Raises AnnotationError naming the file and line for malformed lines."""
-    files = sorted(glob.glob(os.path.join(annotation_dir, f"*_{split}.txt")))
-    files = [f for f in files if not os.path.basename(f).startswith("Ambiguous")]
-    if not files:
-        raise AnnotationError(annotation_dir, None, f"no '<Class>_{split}.txt' annotation files")
+    """THUMOS'14 per-class files ``<Class>_<split>.txt`` (split 'val' or 'test') -> {video_id: ...};
+    ambiguous segments are left out. Parsed by ``data_pipelines.oad.annotations.parse_thumos14``."""
     out: dict[str, VideoAnnotation] = {}
-    for path in files:
-        label = os.path.basename(path)[: -len(f"_{split}.txt")]
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                parts = line.split()
-                if not parts:
-                    continue
-                if len(parts) != 3:
-                    raise AnnotationError(path, lineno, f"expected 'video start end', got {line.strip()!r}")
-                try:
-                    s, e = float(parts[1]), float(parts[2])
-                except ValueError as err:
-                    raise AnnotationError(path, lineno, f"start/end not numbers: {line.strip()!r}") from err
-                if e <= s:
-                    raise AnnotationError(path, lineno, f"end {e} <= start {s}")
-                rec = out.setdefault(parts[0], VideoAnnotation(parts[0], None, split, []))
-                rec.segments.append(Segment(s, e, label))
-    for rec in out.values():
-        rec.segments.sort(key=lambda g: (g.start, g.end, g.label))
+    for vid, segs in oad_annotations.parse_thumos14(annotation_dir, split).items():
+        kept = sorted((Segment(g.start, g.end, g.label) for g in segs if not g.ambiguous),
+                      key=lambda g: (g.start, g.end, g.label))
+        if kept:
+            out[vid] = VideoAnnotation(vid, None, split, kept)
     return out
 
 

@@ -58,10 +58,14 @@ def _check(start: float, end: float, path: str, lineno: Optional[int]) -> None:
         raise AnnotationError(path, lineno, f"segment [{start}, {end}] has end < start or a negative start")
 
 
-def parse_thumos14(path: str) -> dict[str, list[Segment]]:
-    files = sorted(glob.glob(os.path.join(path, "*.txt"))) if os.path.isdir(path) else [path]
+def parse_thumos14(path: str, split: Optional[str] = None) -> dict[str, list[Segment]]:
+    """A folder of ``{Class}_{split}.txt`` files (or one such file) -> {video: [Segment]}; ``split``
+    ('val' / 'test') keeps only that split's files. ``Ambiguous_*`` segments come with ambiguous=True."""
+    pattern = f"*_{split}.txt" if split else "*.txt"
+    files = sorted(glob.glob(os.path.join(path, pattern))) if os.path.isdir(path) else [path]
     if not files:
-        raise AnnotationError(path, None, "no *.txt annotation file")
+        raise AnnotationError(path, None, f"no '<Class>_{split}.txt' annotation files" if split
+                              else "no *.txt annotation file")
     out: dict[str, list[Segment]] = {}
     for f in files:
         m = re.match(r"(.+?)_(val|test|validation|train)\.txt$", os.path.basename(f))
@@ -101,15 +105,32 @@ def parse_tvseries(path: str) -> dict[str, list[Segment]]:
     return out
 
 
-def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list[Segment]]:
+def _activitynet_database(path: str) -> dict:
     try:
         with open(path) as fh:
             raw = json.load(fh)
     except json.JSONDecodeError as e:
         raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
     db = raw.get("database", raw) if isinstance(raw, dict) else None
-    if not isinstance(db, dict):
+    if not isinstance(db, dict) or not all(isinstance(v, dict) for v in db.values()):
         raise AnnotationError(path, None, "expected {'database': {video_id: {...}}}")
+    return db
+
+
+def activitynet_videos(path: str) -> dict[str, dict]:
+    """ActivityNet 1.3 JSON -> {video_id: {'duration': seconds, 'subset': str}} (duration required)."""
+    out = {}
+    for vid, entry in _activitynet_database(path).items():
+        try:
+            duration = float(entry["duration"])
+        except (KeyError, TypeError, ValueError):
+            raise AnnotationError(path, None, f"database[{vid!r}].duration: missing or not a number") from None
+        out[vid] = {"duration": duration, "subset": str(entry.get("subset", ""))}
+    return out
+
+
+def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list[Segment]]:
+    db = _activitynet_database(path)
     out: dict[str, list[Segment]] = {}
     for vid, entry in db.items():
         if subset and entry.get("subset") != subset:
@@ -119,7 +140,8 @@ def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list
             try:
                 (s, e), label = a["segment"], a["label"]
             except (KeyError, TypeError, ValueError):
-                raise AnnotationError(path, None, f"video {vid}: annotation {i} lacks 'segment' [s, e] / 'label'") from None
+                raise AnnotationError(path, None, f"database[{vid!r}].annotations[{i}]: needs 'segment' [start, end] "
+                                                  f"and 'label'") from None
             _check(float(s), float(e), path, None)
             segs.append(Segment(float(s), float(e), str(label)))
         out[vid] = segs
