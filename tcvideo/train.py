@@ -544,13 +544,13 @@ def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str, checkpoint
     source_dir = checkpoint if checkpoint and is_training_workdir(checkpoint) else workdir
     try:
         params = load_checkpoint_params(source_dir)
-        source = f"checkpoint {source_dir}"
+        source = "checkpoint"
     except FileNotFoundError:
         if source_dir != workdir:
             raise ConfigError(f"--checkpoint: {checkpoint!r} holds no checkpoint") from None
         params = setup.task.init_params()
         source = "init_checkpoint" if config.init_checkpoint else ("init_clip" if config.init_clip else "random_init")
-    logging.info("evaluating params from %s", source)
+    logging.info("evaluating params from %s (%s)", source, source_dir if source == "checkpoint" else "")
     sh = state_shardings(_shape_tree(params), setup.mesh, config.fsdp)
     params = jax.tree_util.tree_map(replicated_value, params, sh)
     return _final_eval(setup, params, sh, workdir, {"params_source": source})

@@ -137,4 +137,4 @@ def test_cli_build_then_train_and_evaluate(source, tmp_path, capsys):
     # Standalone evaluation of that run (`tcvideo eval --checkpoint WORKDIR`) reproduces its final eval.
     again = train.evaluate_workdir(c, str(tmp_path / "eval"), checkpoint=str(tmp_path / "work"))
     assert again["fine_tuned"]["results"] == res["fine_tuned"]["results"]
-    assert again["params_source"].startswith("checkpoint")
+    assert again["params_source"] == "checkpoint"
