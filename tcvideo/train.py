@@ -321,11 +321,18 @@ def load_checkpoint_params(workdir: str, step: Optional[int] = None, which: str 
     """Numpy params of the latest (or given) checkpoint in workdir/checkpoints (or workdir/best)."""
     import orbax.checkpoint as ocp
     path = os.path.join(os.path.abspath(workdir), which)
-    with ocp.CheckpointManager(path, options=ocp.CheckpointManagerOptions(create=False)) as mgr:
+    with ocp.CheckpointManager(path, item_handlers=ocp.StandardCheckpointHandler(),
+                               options=ocp.CheckpointManagerOptions(create=False)) as mgr:
         step = mgr.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {path}")
-        restored = mgr.restore(step, args=ocp.args.StandardRestore())
+        # Restore onto this host's first CPU device, whatever the saving run's device count (a pod's
+        # checkpoint loads on a laptop): orbax needs a target tree for a different topology.
+        meta = mgr.item_metadata(step)
+        cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+        target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
+                                        getattr(meta, "tree", meta))
+        restored = mgr.restore(step, args=ocp.args.StandardRestore(target))
     tree = restored["params"] if which == "checkpoints" else restored
     return jax.tree_util.tree_map(np.asarray, tree)
 

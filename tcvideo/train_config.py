@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from typing import Any
 
 import ml_collections
@@ -17,6 +18,26 @@ PROTOCOLS = ("supervised", "zero_shot", "few_shot", "base2novel")
 
 class ConfigError(ValueError):
     """A user-fixable problem with the config; the message is one line naming the field."""
+
+
+def config_module(config_file: str, relative_path: str):
+    """Import another config file (e.g. a folder's ``common.py``) by path, relative to ``config_file``.
+
+    Config folders are not packages and several have a ``common.py``; importing by path under a
+    module name unique to the file keeps them apart in one process (tests, notebooks).
+    """
+    import importlib.util
+    import sys
+    path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(config_file)), relative_path))
+    name = "tcvideo_config_" + re.sub(r"\W", "_", path)
+    if name not in sys.modules:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{config_file}: config module {path} not found")
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
 def base_config() -> ml_collections.ConfigDict:

@@ -70,3 +70,22 @@ def test_command_line_one_line_error(tmp_path):
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("error: config.data.name: unknown dataset 'nope'"), r.stderr[-2000:]
     assert not os.path.exists(wd)
+
+
+def test_every_config_file_loads_in_one_process():
+    """All configs/**.py get_config() in one process: folders' same-named helpers (common.py) must not
+    collide (they are imported by path through train_config.config_module)."""
+    import glob
+    import importlib.util
+    files = [f for f in sorted(glob.glob(os.path.join(tf_.REPO, "configs", "**", "*.py"), recursive=True))
+             if not f.endswith("common.py")]
+    names = {}
+    for f in files:
+        spec = importlib.util.spec_from_file_location("cfg_" + str(abs(hash(f))), f)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        names[os.path.relpath(f, tf_.REPO)] = mod.get_config()
+    assert len(names) >= 21
+    assert names["configs/victr/few_shot.py"].model.family == "victr"
+    assert names["configs/tc_clip/few_shot.py"].model.family == "tc_clip"
+    assert names["configs/fs_cal/thumos14.py"].task == "fs_cal"

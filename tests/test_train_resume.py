@@ -12,6 +12,7 @@ import pytest
 import train_fixtures as tf_
 
 TOTAL = 8  # steps; checkpoints every 2
+pytestmark = pytest.mark.xdist_group("resume")  # one worker builds the runs fixture once
 
 
 def _wait(p, timeout, log):
@@ -110,3 +111,23 @@ def test_two_processes_match_one_process(runs):
              for i in range(2)]
     assert saved[0] == saved[1] and int(saved[0]) < TOTAL, saved
     assert f"resumed from step {saved[0]}" in open(runs["mh"] + ".0.resume.log").read()
+
+
+def test_checkpoint_loads_on_another_device_count(runs, tmp_path):
+    """Params of a 4-device run load in a 1-device process (a pod's checkpoint on a laptop)."""
+    import subprocess
+    import sys
+
+    import jax
+    from tcvideo.train import load_checkpoint_params
+    out = str(tmp_path / "params.npz")
+    code = ("import sys, jax, numpy as np; from tcvideo.train import load_checkpoint_params; "
+            "assert jax.device_count() == 1; p = load_checkpoint_params(sys.argv[1], int(sys.argv[2])); "
+            "np.savez(sys.argv[3], *jax.tree_util.tree_leaves(p))")
+    r = subprocess.run([sys.executable, "-c", code, runs["ref"], str(TOTAL), out], cwd=tf_.REPO, env=tf_.env(1),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    want = jax.tree_util.tree_leaves(load_checkpoint_params(runs["ref"], TOTAL))
+    with np.load(out) as z:
+        got = [z[f"arr_{i}"] for i in range(len(want))]
+    assert len(got) == len(want) and all(np.array_equal(a, b) for a, b in zip(got, want))

@@ -1,9 +1,7 @@
 """Baseline 'vp_only' on the zero-shot K400 recipe (same schedule as configs/tc_clip/zero_shot_k400.py)."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tc_clip"))
-import zero_shot_k400  # noqa: E402
+zero_shot_k400 = config_module(__file__, "../tc_clip/zero_shot_k400.py")
 
 
 def get_config():

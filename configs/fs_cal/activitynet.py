@@ -9,11 +9,9 @@ Annotations: training + validation videos (classes, not videos, are split); feat
 instance; supports are resampled to 16 segments. The class split is a seeded 80/10/10 split of the 200
 classes unless ``fs_cal.class_split_file`` gives the benchmark's lists.
 """
-import sys
-import os
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import protocol_config  # noqa: E402
+protocol_config = config_module(__file__, "common.py").protocol_config
 
 
 def get_config():

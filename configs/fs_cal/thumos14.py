@@ -11,11 +11,9 @@
 queries are 128-snippet windows with short anchors. The 20 classes are split 12/4/4 (seeded) unless
 ``fs_cal.class_split_file`` gives the benchmark's lists.
 """
-import sys
-import os
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import protocol_config  # noqa: E402
+protocol_config = config_module(__file__, "common.py").protocol_config
 
 
 def get_config():

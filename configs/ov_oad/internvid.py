@@ -1,10 +1,9 @@
 """OV-OAD pre-trained on InternVid-style video-text pairs (real captions: ``video_id start end text`` lines or
 JSON), evaluated zero-shot on THUMOS'14 and TVSeries. Paths are placeholders."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from anet import get_config as anet_config  # noqa: E402
+_anet = config_module(__file__, "anet.py")
+anet_config = _anet.get_config
 
 
 def get_config():

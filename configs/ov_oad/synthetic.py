@@ -4,11 +4,10 @@
 """
 import ml_collections
 
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ov_oad_common import ov_oad_base_config  # noqa: E402
+_ov_oad_common = config_module(__file__, "ov_oad_common.py")
+ov_oad_base_config = _ov_oad_common.ov_oad_base_config
 
 
 def get_config():

@@ -3,11 +3,10 @@
     tcvideo eval --config=configs/ov_oad/thumos14.py --workdir=TRAINED_WORKDIR \\
         --config.ov_oad.eval.targets.thumos14.features=DIR --config.ov_oad.eval.targets.thumos14.annotations=DIR
 """
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ov_oad_common import eval_target, ov_oad_base_config, thumos14_classes  # noqa: E402
+_ov_oad_common = config_module(__file__, "ov_oad_common.py")
+eval_target, ov_oad_base_config, thumos14_classes = _ov_oad_common.eval_target, _ov_oad_common.ov_oad_base_config, _ov_oad_common.thumos14_classes
 
 
 def get_config():

@@ -1,9 +1,8 @@
 """Evaluate OV-OAD on TVSeries (per-frame calibrated mAP, background excluded)."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ov_oad_common import eval_target, ov_oad_base_config, tvseries_classes  # noqa: E402
+_ov_oad_common = config_module(__file__, "ov_oad_common.py")
+eval_target, ov_oad_base_config, tvseries_classes = _ov_oad_common.eval_target, _ov_oad_common.ov_oad_base_config, _ov_oad_common.tvseries_classes
 
 
 def get_config():

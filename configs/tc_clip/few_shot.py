@@ -1,10 +1,9 @@
 """Few-shot (K via --config.data.few_shot_k=2|4|8|16, split 1): 50 epochs, warmup 5, lr 2e-6, batch 64,
 test 2x1; reports the best validation accuracy during training. Dataset: --config.data.data_dir=..."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import recipe  # noqa: E402
+_common = config_module(__file__, "common.py")
+recipe = _common.recipe
 
 
 def get_config():

@@ -1,9 +1,8 @@
 """Fully supervised K400: 30 epochs, warmup 5, lr 2.2e-5, batch 512, test 4 clips x 3 crops (top-1/top-5)."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import recipe  # noqa: E402
+_common = config_module(__file__, "common.py")
+recipe = _common.recipe
 
 
 def get_config():

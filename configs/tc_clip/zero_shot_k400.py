@@ -2,11 +2,10 @@
 UCF-101 splits 1-3 and K600 zero-shot splits 1-3 (2x1 views; 1x1 during training), mean +- std; WiSE-FT
 w = 0.7 evaluated too. Data dirs: --config.data.data_dir=K400 and
 --config.eval.datasets.<target>.data.data_dir=... for every target."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import folder, recipe  # noqa: E402
+_common = config_module(__file__, "common.py")
+folder, recipe = _common.folder, _common.recipe
 
 
 def get_config():

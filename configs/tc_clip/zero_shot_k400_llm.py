@@ -1,10 +1,8 @@
 """Zero-shot with LLM class descriptions (context length 77): --config.llm_descriptions=k400.json and
 --config.eval.datasets.<target>.llm_descriptions=<dataset>.json for every target."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import zero_shot_k400  # noqa: E402
+zero_shot_k400 = config_module(__file__, "zero_shot_k400.py")
 
 
 def get_config():

@@ -8,12 +8,13 @@ Auxiliary prompts: configs/victr/aux_prompts_synthetic.json (shapes, scenes).
 """
 import importlib.util
 import os
-import sys
 
 import ml_collections
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HERE, victr_model  # noqa: E402
+from tcvideo.train_config import config_module
+
+_common = config_module(__file__, "common.py")
+HERE, victr_model = _common.HERE, _common.victr_model
 
 
 def _tc_clip_demo_config() -> ml_collections.ConfigDict:

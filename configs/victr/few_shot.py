@@ -1,11 +1,10 @@
 """VicTR few-shot (K via --config.data.few_shot_k=2|4|8|16): TC-CLIP's few-shot recipe (50 epochs, warmup 5,
 lr 2e-6, batch 64, test 2x1, best validation accuracy during training). Dataset: --config.data.data_dir=...
 CLIP init: --config.init_clip=/path/to/ViT-B-16.pt."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import recipe  # noqa: E402
+_common = config_module(__file__, "common.py")
+recipe = _common.recipe
 
 
 def get_config():

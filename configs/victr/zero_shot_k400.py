@@ -4,11 +4,10 @@ ensemble by default: VicTR's video head starts random, so interpolating towards 
 mix in a random head (set --config.wise_ft_weight=0.7 to evaluate it anyway).
 Data dirs: --config.data.data_dir=K400 and --config.eval.datasets.<target>.data.data_dir=...; CLIP init:
 --config.init_clip=/path/to/ViT-B-16.pt."""
-import os
-import sys
+from tcvideo.train_config import config_module
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import folder, recipe  # noqa: E402
+_common = config_module(__file__, "common.py")
+folder, recipe = _common.folder, _common.recipe
 
 
 def get_config():
