@@ -12,7 +12,6 @@ import pytest
 import train_fixtures as tf_
 
 TOTAL = 8  # steps; checkpoints every 2
-pytestmark = pytest.mark.xdist_group("resume")  # one worker builds the runs fixture once
 
 
 def _wait(p, timeout, log):
