@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 
 import jax
@@ -29,14 +31,26 @@ from tcvideo.models import tc_clip as tcm
 
 def _time(fn, repeats: int, iters: int) -> float:
     """Median seconds per call of fn() (fn must block)."""
-    fn()  # warm-up / compile
-    runs = []
+    return interleaved({"fn": fn}, repeats, iters)["fn"]
+
+
+def interleaved(fns: dict, repeats: int, iters: int) -> dict:
+    """name -> median seconds per call, timing the callables round-robin (each must block).
+
+    Why round-robin: on a shared or throttled machine the speed drifts by 10-20 % over minutes;
+    timing every candidate in each round puts the drift into all of them, so their ratios hold.
+    Each callable is called once first (compilation and warm-up, not timed).
+    """
+    for fn in fns.values():
+        fn()
+    runs = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(iters):
-            fn()
-        runs.append((time.perf_counter() - t0) / iters)
-    return statistics.median(runs)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                fn()
+            runs[name].append((time.perf_counter() - t0) / iters)
+    return {name: statistics.median(r) for name, r in runs.items()}
 
 
 def compiled_peak_bytes(jitted, *args) -> int:
@@ -54,8 +68,8 @@ def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
     return 2 * n ** 3 / sec
 
 
-def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters: int, clip: str,
-                  skip_train: bool = False) -> dict:
+def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_train: bool = False) -> dict:
+    """Compiled inference (and train-step) callables of one variant plus its static measures."""
     cfg = tcm.variant_config(name, clip=clip, num_frames=frames)
     c = cfg.clip
     params = tcm.init_params(cfg, num_classes=4)
@@ -67,13 +81,13 @@ def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters
     enc = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"])
     t0 = time.perf_counter()
     enc(params, video).block_until_ready()
-    print(f"  {name} T={frames}: inference compile+first run {time.perf_counter() - t0:.1f}s", flush=True)
-    inf_s = _time(lambda: enc(params, video).block_until_ready(), repeats, iters)
-    print(f"  {name} T={frames} B={batch}: inference {batch / inf_s:.2f} clips/s", flush=True)
-    inf_mem = compiled_peak_bytes(enc, params, video)
+    print(f"  {name} T={frames} B={batch}: inference compile+first run {time.perf_counter() - t0:.1f}s", flush=True)
+    out = {"row": {"variant": name, "frames": frames, "batch": batch,
+                   "inference_peak_bytes": compiled_peak_bytes(enc, params, video),
+                   "vision_gflops_per_clip": flops_lib.vision_gflops_per_clip(cfg)},
+           "infer": lambda: enc(params, video).block_until_ready()}
     if skip_train:
-        return {"variant": name, "frames": frames, "batch": batch, "inference_clips_per_s": batch / inf_s,
-                "inference_peak_bytes": inf_mem, "vision_gflops_per_clip": flops_lib.vision_gflops_per_clip(cfg)}
+        return out
 
     tx = optax.adamw(1e-5)
     opt = tx.init(params)
@@ -88,27 +102,48 @@ def bench_variant(name: str, frames: int, batch: int, dtype, repeats: int, iters
         upd, o = tx.update(g, o, p)
         return optax.apply_updates(p, upd), o, loss
 
+    abstract = lambda t: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), t)
+    out["row"]["train_flops_per_step"] = flops_lib.compiled_flops(train_step, *abstract((params, opt, video)))
+    out["row"]["train_peak_bytes"] = compiled_peak_bytes(train_step, params, opt, video)
     state = {"p": params, "o": opt}
 
     def one():
         state["p"], state["o"], loss = train_step(state["p"], state["o"], video)
         loss.block_until_ready()
 
-    train_s = _time(one, repeats, iters)
-    abstract = lambda t: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), t)
-    train_flops = flops_lib.compiled_flops(train_step, *abstract((params, opt, video)))
-    gflops = flops_lib.vision_gflops_per_clip(cfg)
-    return {"variant": name, "frames": frames, "batch": batch, "inference_clips_per_s": batch / inf_s,
-            "inference_peak_bytes": inf_mem, "train_peak_bytes": compiled_peak_bytes(train_step, params, opt, video),
-            "train_clips_per_s": batch / train_s, "vision_gflops_per_clip": gflops,
-            "inference_flops_per_s": gflops * 1e9 * batch / inf_s, "train_flops_per_s": train_flops / train_s}
+    t0 = time.perf_counter()
+    one()
+    print(f"  {name} T={frames} B={batch}: train compile+first step {time.perf_counter() - t0:.1f}s", flush=True)
+    out["train"] = one
+    return out
+
+
+def bench_point(variants: list, frames: int, batch: int, dtype, repeats: int, iters: int, clip: str,
+                skip_train: bool, peak: float) -> list:
+    """Rows for one (frames, batch): every variant's inference (then training) timed round-robin."""
+    prepared = [prepare_variant(v, frames, batch, dtype, clip, skip_train) for v in variants]
+    inf = interleaved({p["row"]["variant"]: p["infer"] for p in prepared}, repeats, iters)
+    train = {} if skip_train else interleaved({p["row"]["variant"]: p["train"] for p in prepared}, repeats, iters)
+    rows = []
+    for p in prepared:
+        r = dict(p["row"])
+        sec = inf[r["variant"]]
+        r["inference_clips_per_s"] = batch / sec
+        r["inference_flops_per_s"] = r["vision_gflops_per_clip"] * 1e9 * batch / sec
+        r["inference_mfu"] = r["inference_flops_per_s"] / peak
+        if r["variant"] in train:
+            sec = train[r["variant"]]
+            r["train_clips_per_s"] = batch / sec
+            r["train_flops_per_s"] = r["train_flops_per_step"] / sec
+            r["train_mfu"] = r["train_flops_per_s"] / peak
+        rows.append(r)
+        print(json.dumps(r), flush=True)
+    return rows
 
 
 def bench_peer(frames: int, batch: int, repeats: int, iters: int, clip: str = "ViT-B/16") -> dict:
     """Per-frame ViT-B/16 encoding of [batch * frames, 224, 224, 3] images: tcvideo (JAX, float32) vs
     PyTorch `transformers.CLIPVisionModel` (float32, no grad) with the same number of threads."""
-    import os
-
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
@@ -119,7 +154,6 @@ def bench_peer(frames: int, batch: int, repeats: int, iters: int, clip: str = "V
     x = jax.random.normal(jax.random.PRNGKey(0), (n, c.image_resolution, c.image_resolution, 3))
     p = vit.init(jax.random.PRNGKey(1), x[:1])["params"]
     f = jax.jit(lambda p, x: vit.apply({"params": p}, x))
-    jax_s = _time(lambda: jax.block_until_ready(f(p, x)), repeats, iters)
 
     threads = os.cpu_count() if jax.devices()[0].platform == "cpu" else torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -127,13 +161,14 @@ def bench_peer(frames: int, batch: int, repeats: int, iters: int, clip: str = "V
                                           num_hidden_layers=c.vision_layers, num_attention_heads=c.vision_heads,
                                           image_size=c.image_resolution, patch_size=c.patch_size,
                                           hidden_act="quick_gelu")).eval()
-    xt = torch.from_numpy(np.asarray(x)).permute(0, 3, 1, 2).contiguous()
+    xt = torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).contiguous()
 
     def torch_run():
         with torch.inference_mode():
             hf(pixel_values=xt).pooler_output.sum().item()
 
-    torch_s = _time(torch_run, repeats, iters)
+    sec = interleaved({"jax": lambda: jax.block_until_ready(f(p, x)), "torch": torch_run}, repeats, iters)
+    jax_s, torch_s = sec["jax"], sec["torch"]
     r = {"peer": f"{clip} per-frame encoding", "images": n, "threads": threads,
          "jax_images_per_s": n / jax_s, "torch_images_per_s": n / torch_s, "jax_over_torch": torch_s / jax_s,
          "torch": torch.__version__}
@@ -157,35 +192,41 @@ def main() -> None:
     a = ap.parse_args()
     dtype = getattr(jnp, a.dtype)
     peak = peak_matmul_flops(dtype, a.matmul_n, a.repeats)
-    rows = []
     peers, rows = [], []
     sweep = [(f, b) for f in map(int, a.frames.split(",")) for b in map(int, a.batch.split(","))]
     for frames, batch in sweep:
         if a.peer:
             peers.append(bench_peer(frames, batch, a.repeats, a.iters, a.clip))
-        for v in a.variants.split(","):
-            r = bench_variant(v, frames, batch, dtype, a.repeats, a.iters, a.clip, a.skip_train)
-            if "train_flops_per_s" in r:
-                r["train_mfu"] = r["train_flops_per_s"] / peak
-                r["inference_mfu"] = r["inference_flops_per_s"] / peak
-            rows.append(r)
-            print(json.dumps(r), flush=True)
+        rows += bench_point(a.variants.split(","), frames, batch, dtype, a.repeats, a.iters, a.clip,
+                            a.skip_train, peak)
+    # The machine's speed drifts (shared hosts, clocks): measure the peak again at the end and divide by
+    # the larger of the two, so the MFU is never flattered by a slow peak measurement.
+    peak_end = peak_matmul_flops(dtype, a.matmul_n, a.repeats)
+    for r in rows:
+        for kind in ("inference", "train"):
+            if f"{kind}_flops_per_s" in r:
+                r[f"{kind}_mfu"] = r[f"{kind}_flops_per_s"] / max(peak, peak_end)
     dev = jax.devices()[0]
     meta = {"device": f"{dev.platform}:{getattr(dev, 'device_kind', '')}", "host": platform.node(),
-            "dtype": a.dtype, "peak_matmul_flops_per_s": peak, "jax": jax.__version__,
-            "date": time.strftime("%Y-%m-%d")}
-    print(f"\n{meta}\n{'variant':>14} {'T':>3} {'B':>3} {'infer clips/s':>14} {'train clips/s':>14} "
-          f"{'GFLOPs':>8} {'train MFU':>9} {'infer MiB':>9}")
+            "cpu_count": os.cpu_count(), "dtype": a.dtype, "peak_matmul_flops_per_s": max(peak, peak_end),
+            "peak_matmul_flops_per_s_start_end": [peak, peak_end], "matmul_n": a.matmul_n,
+            "jax": jax.__version__, "date": time.strftime("%Y-%m-%d"), "argv": sys.argv[1:]}
+    nan = float("nan")
+    print(f"\n{meta}\n{'variant':>14} {'T':>3} {'B':>3} {'infer clips/s':>13} {'infer MFU':>9} "
+          f"{'train clips/s':>13} {'train MFU':>9} {'GFLOPs':>7} {'infer MiB':>9} {'train MiB':>9}")
     for r in rows:
-        print(f"{r['variant']:>14} {r['frames']:>3} {r['batch']:>3} {r['inference_clips_per_s']:>14.2f} "
-              f"{r.get('train_clips_per_s', float('nan')):>14.2f} {r['vision_gflops_per_clip']:>8.1f} "
-              f"{r.get('train_mfu', float('nan')):>9.3f} {r['inference_peak_bytes'] / 2**20:>9.0f}")
+        print(f"{r['variant']:>14} {r['frames']:>3} {r['batch']:>3} {r['inference_clips_per_s']:>13.3f} "
+              f"{r['inference_mfu']:>9.3f} {r.get('train_clips_per_s', nan):>13.3f} {r.get('train_mfu', nan):>9.3f} "
+              f"{r['vision_gflops_per_clip']:>7.1f} {r['inference_peak_bytes'] / 2**20:>9.0f} "
+              f"{r.get('train_peak_bytes', -1) / 2**20:>9.0f}")
     for f, b in sweep:
         base = [r for r in rows if (r["frames"], r["batch"]) == (f, b) and r["variant"] == "vifi_clip"]
         for r in rows:
             if base and (r["frames"], r["batch"]) == (f, b) and r["variant"] != "vifi_clip":
-                print(f"T={f} B={b} {r['variant']}/vifi_clip inference throughput ratio: "
-                      f"{r['inference_clips_per_s'] / base[0]['inference_clips_per_s']:.3f}")
+                for kind in ("inference", "train"):
+                    if f"{kind}_clips_per_s" in r:
+                        print(f"T={f} B={b} {r['variant']}/vifi_clip {kind} throughput ratio: "
+                              f"{r[f'{kind}_clips_per_s'] / base[0][f'{kind}_clips_per_s']:.3f}")
     for r in peers:
         print(f"peer, {r['images']} images, {r['threads']} threads: JAX {r['jax_images_per_s']:.2f} img/s, "
               f"PyTorch {r['torch_images_per_s']:.2f} img/s, ratio {r['jax_over_torch']:.2f}")

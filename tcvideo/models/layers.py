@@ -69,17 +69,46 @@ def attention(q: Array, k: Array, v: Array, bias: Optional[Array] = None,
               is_causal: bool = False) -> Array:
     """Scaled dot-product attention. q [B, Nq, H, Dh], k/v [B, Nk, H, Dh] -> [B, Nq, H, Dh].
 
-    ``bias`` broadcasts to [B, H, Nq, Nk]. Low and single precision go through
-    ``jax.nn.dot_product_attention`` (fused cuDNN kernels on GPU); float64 takes an
-    explicit path because that function always runs its softmax in float32, which
+    ``bias`` broadcasts to [B, H, Nq, Nk]. On accelerators, low and single precision go through
+    ``jax.nn.dot_product_attention`` (fused cuDNN kernels on GPU). On CPU they take
+    ``head_major_attention``, which XLA:CPU runs 2-3x faster. float64 takes the explicit
+    reference path because the fused function always runs its softmax in float32, which
     would cap the float64 parity tests at ~1e-7.
     """
-    if q.dtype == jnp.float64 or (q.dtype == jnp.float16 and jax.default_backend() == "cpu"):
-        # XLA:CPU has no float16 dot with float32 accumulation, which the fused function asks for.
+    on_cpu = jax.default_backend() == "cpu"
+    if q.dtype == jnp.float64 or (q.dtype == jnp.float16 and on_cpu):
+        # XLA:CPU has no float16 dot with float32 accumulation, which the other paths ask for.
         return reference_attention(q, k, v, bias=bias, is_causal=is_causal)
+    if on_cpu:
+        return head_major_attention(q, k, v, bias=bias, is_causal=is_causal)
     if bias is not None:
         bias = bias.astype(q.dtype)
     return jax.nn.dot_product_attention(q, k, v, bias=bias, is_causal=is_causal)
+
+
+def head_major_attention(q: Array, k: Array, v: Array, bias: Optional[Array] = None,
+                         is_causal: bool = False) -> Array:
+    """Attention as two plain batched matmuls over [B, H, N, Dh]; same signature as ``attention``.
+
+    Why: XLA:CPU lowers the [B, N, H, Dh] einsums of the generic path to strided dots and
+    normalises the full [Nq, Nk] probability matrix. Here the operands are made head-major once,
+    the softmax stays unnormalised (max-shifted exponentials, logits and sums in >= float32) and
+    the [Nq, Dh] output is divided by the row sums instead. Measured on a 2-core AVX-512 CPU for
+    one ViT-B/16 layer of 8 frames: 20.6 -> 8.7 ms (197 keys), 44.4 -> 15.1 ms (293 keys).
+    """
+    sd = stats_dtype(q.dtype)
+    heads_first = lambda z: jnp.swapaxes(z, -3, -2)  # [..., N, H, Dh] <-> [..., H, N, Dh]
+    qh = heads_first(q * jnp.asarray(q.shape[-1] ** -0.5, q.dtype))
+    logits = jnp.matmul(qh, jnp.swapaxes(heads_first(k), -1, -2), preferred_element_type=sd)
+    if bias is not None:
+        logits = logits + bias.astype(sd)
+    if is_causal:
+        nq, nk = logits.shape[-2:]
+        logits = jnp.where(jnp.tril(jnp.ones((nq, nk), bool)), logits, jnp.finfo(sd).min)
+    # The shift cancels in the ratio, so it needs no gradient.
+    e = jnp.exp(logits - jax.lax.stop_gradient(logits.max(-1, keepdims=True)))
+    out = jnp.matmul(e.astype(v.dtype), heads_first(v), preferred_element_type=sd)
+    return heads_first((out / e.sum(-1, keepdims=True)).astype(q.dtype))
 
 
 def attention_probs(q: Array, k: Array, bias: Optional[Array] = None, is_causal: bool = False) -> Array:

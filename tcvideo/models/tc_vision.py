@@ -87,9 +87,7 @@ class TCAttention(MultiHeadAttention):
         b, tn, d = x.shape
         t, h = self.num_frames, self.num_heads
         n = tn // t
-        q = split_heads(self.project_q(x).reshape(b * t, n, d), h)
-        k, v = self.project_kv(x)
-        k, v = split_heads(k.reshape(b * t, n, d), h), split_heads(v.reshape(b * t, n, d), h)
+        q, k, v = (split_heads(z.reshape(b * t, n, d), h) for z in self.project_qkv(x))
         bias = None
         if context is not None:
             kc, vc = self.project_kv(context)  # [B, k, D], once per video
