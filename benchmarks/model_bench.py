@@ -13,12 +13,14 @@ vision tower, as a throughput ratio.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
 import statistics
 import sys
 import time
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -34,14 +36,14 @@ def _time(fn, repeats: int, iters: int) -> float:
     return interleaved({"fn": fn}, repeats, iters)["fn"]
 
 
-def interleaved(fns: dict, repeats: int, iters: int) -> dict:
+def interleaved(fns: dict, repeats: int, iters: int, warmup: bool = True) -> dict:
     """name -> median seconds per call, timing the callables round-robin (each must block).
 
     Why round-robin: on a shared or throttled machine the speed drifts by 10-20 % over minutes;
     timing every candidate in each round puts the drift into all of them, so their ratios hold.
-    Each callable is called once first (compilation and warm-up, not timed).
+    With ``warmup`` each callable is called once first (compilation and warm-up, not timed).
     """
-    for fn in fns.values():
+    for fn in fns.values() if warmup else ():
         fn()
     runs = {name: [] for name in fns}
     for _ in range(repeats):
@@ -53,12 +55,23 @@ def interleaved(fns: dict, repeats: int, iters: int) -> dict:
     return {name: statistics.median(r) for name, r in runs.items()}
 
 
-def compiled_peak_bytes(jitted, *args) -> int:
-    """Bytes XLA reserves for one call of ``jitted(*args)`` (its memory analysis of the compiled code)."""
-    m = jitted.lower(*args).compile().memory_analysis()
+def peak_bytes(compiled) -> int:
+    """Bytes XLA reserves for one call of a compiled program (arguments + outputs + temporaries - aliased)."""
+    m = compiled.memory_analysis()
     if m is None:
         return -1
     return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
+def compile_once(fn, *args):
+    """(compiled program, FLOPs per call). One compilation serves timing, memory and, on CPU, the FLOP count."""
+    compiled = jax.jit(fn).lower(*args).compile()
+    if jax.devices()[0].platform == "cpu":
+        cost = compiled.cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        return compiled, float(cost.get("flops", 0.0))
+    abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
+    return compiled, flops_lib.compiled_flops(fn, *abstract)  # accelerator cost analyses miss fused kernels
 
 
 def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
@@ -68,9 +81,10 @@ def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
     return 2 * n ** 3 / sec
 
 
-def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_train: bool = False) -> dict:
+def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_train: bool = False,
+                    overrides: Optional[dict] = None) -> dict:
     """Compiled inference (and train-step) callables of one variant plus its static measures."""
-    cfg = tcm.variant_config(name, clip=clip, num_frames=frames)
+    cfg = tcm.variant_config(name, clip=clip, num_frames=frames, **(overrides or {}))
     c = cfg.clip
     params = tcm.init_params(cfg, num_classes=4)
     model = tcm.TCCLIP(cfg, dtype=dtype)
@@ -78,13 +92,13 @@ def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_t
     ids = jnp.zeros((8, cfg.prompt_context_length), jnp.int32).at[:, 0].set(49406).at[:, 5].set(49407)
     labels = jnp.arange(batch) % 8
 
-    enc = jax.jit(lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"])
     t0 = time.perf_counter()
+    enc, enc_flops = compile_once(
+        lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"], params, video)
     enc(params, video).block_until_ready()
     print(f"  {name} T={frames} B={batch}: inference compile+first run {time.perf_counter() - t0:.1f}s", flush=True)
-    out = {"row": {"variant": name, "frames": frames, "batch": batch,
-                   "inference_peak_bytes": compiled_peak_bytes(enc, params, video),
-                   "vision_gflops_per_clip": flops_lib.vision_gflops_per_clip(cfg)},
+    out = {"row": {"variant": name, "frames": frames, "batch": batch, "inference_peak_bytes": peak_bytes(enc),
+                   "vision_gflops_per_clip": enc_flops / batch / 1e9},
            "infer": lambda: enc(params, video).block_until_ready()}
     if skip_train:
         return out
@@ -96,22 +110,20 @@ def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_t
         logits = model.apply({"params": p}, v, ids)["logits"].astype(jnp.float32)
         return -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], 1).mean()
 
-    @jax.jit
     def train_step(p, o, v):
         loss, g = jax.value_and_grad(loss_fn)(p, v)
         upd, o = tx.update(g, o, p)
         return optax.apply_updates(p, upd), o, loss
 
-    abstract = lambda t: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), t)
-    out["row"]["train_flops_per_step"] = flops_lib.compiled_flops(train_step, *abstract((params, opt, video)))
-    out["row"]["train_peak_bytes"] = compiled_peak_bytes(train_step, params, opt, video)
+    t0 = time.perf_counter()
+    step_fn, out["row"]["train_flops_per_step"] = compile_once(train_step, params, opt, video)
+    out["row"]["train_peak_bytes"] = peak_bytes(step_fn)
     state = {"p": params, "o": opt}
 
     def one():
-        state["p"], state["o"], loss = train_step(state["p"], state["o"], video)
+        state["p"], state["o"], loss = step_fn(state["p"], state["o"], video)
         loss.block_until_ready()
 
-    t0 = time.perf_counter()
     one()
     print(f"  {name} T={frames} B={batch}: train compile+first step {time.perf_counter() - t0:.1f}s", flush=True)
     out["train"] = one
@@ -119,11 +131,13 @@ def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_t
 
 
 def bench_point(variants: list, frames: int, batch: int, dtype, repeats: int, iters: int, clip: str,
-                skip_train: bool, peak: float) -> list:
+                skip_train: bool, peak: float, overrides: Optional[dict] = None) -> list:
     """Rows for one (frames, batch): every variant's inference (then training) timed round-robin."""
-    prepared = [prepare_variant(v, frames, batch, dtype, clip, skip_train) for v in variants]
-    inf = interleaved({p["row"]["variant"]: p["infer"] for p in prepared}, repeats, iters)
-    train = {} if skip_train else interleaved({p["row"]["variant"]: p["train"] for p in prepared}, repeats, iters)
+    prepared = [prepare_variant(v, frames, batch, dtype, clip, skip_train, overrides) for v in variants]
+    # prepare_variant ran every callable once already (compilation, first run).
+    inf = interleaved({p["row"]["variant"]: p["infer"] for p in prepared}, repeats, iters, warmup=False)
+    train = {} if skip_train else interleaved({p["row"]["variant"]: p["train"] for p in prepared}, repeats, iters,
+                                              warmup=False)
     rows = []
     for p in prepared:
         r = dict(p["row"])
@@ -176,6 +190,16 @@ def bench_peer(frames: int, batch: int, repeats: int, iters: int, clip: str = "V
     return r
 
 
+def _parse_override(text: str) -> tuple:
+    field, sep, value = text.partition("=")
+    if not sep or not field:
+        raise SystemExit(f"--override wants FIELD=VALUE, got {text!r}")
+    try:
+        return field, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return field, value  # a bare string such as context_summary=random
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default="vifi_clip,tc_clip,tc_clip_light")
@@ -189,7 +213,10 @@ def main() -> None:
     ap.add_argument("--out", default="")
     ap.add_argument("--skip-train", action="store_true", help="inference only")
     ap.add_argument("--peer", action="store_true", help="also the PyTorch per-frame ViT peer, same run")
+    ap.add_argument("--override", action="append", default=[], metavar="FIELD=VALUE",
+                    help="TC-CLIP config field for every variant, e.g. context_tokens=8 (small CLIPs); repeatable")
     a = ap.parse_args()
+    overrides = dict(_parse_override(o) for o in a.override)
     dtype = getattr(jnp, a.dtype)
     peak = peak_matmul_flops(dtype, a.matmul_n, a.repeats)
     peers, rows = [], []
@@ -198,7 +225,7 @@ def main() -> None:
         if a.peer:
             peers.append(bench_peer(frames, batch, a.repeats, a.iters, a.clip))
         rows += bench_point(a.variants.split(","), frames, batch, dtype, a.repeats, a.iters, a.clip,
-                            a.skip_train, peak)
+                            a.skip_train, peak, overrides)
     # The machine's speed drifts (shared hosts, clocks): measure the peak again at the end and divide by
     # the larger of the two, so the MFU is never flattered by a slow peak measurement.
     peak_end = peak_matmul_flops(dtype, a.matmul_n, a.repeats)
