@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import gc
 import json
 import os
 import platform
@@ -33,11 +34,11 @@ from tcvideo.models import tc_clip as tcm
 
 def _time(fn, repeats: int, iters: int) -> float:
     """Median seconds per call of fn() (fn must block)."""
-    return interleaved({"fn": fn}, repeats, iters)["fn"]
+    return statistics.median(interleaved({"fn": fn}, repeats, iters)["fn"])
 
 
 def interleaved(fns: dict, repeats: int, iters: int, warmup: bool = True) -> dict:
-    """name -> median seconds per call, timing the callables round-robin (each must block).
+    """name -> seconds per call of each timed run, timing the callables round-robin (each must block).
 
     Why round-robin: on a shared or throttled machine the speed drifts by 10-20 % over minutes;
     timing every candidate in each round puts the drift into all of them, so their ratios hold.
@@ -52,7 +53,7 @@ def interleaved(fns: dict, repeats: int, iters: int, warmup: bool = True) -> dic
             for _ in range(iters):
                 fn()
             runs[name].append((time.perf_counter() - t0) / iters)
-    return {name: statistics.median(r) for name, r in runs.items()}
+    return runs
 
 
 def peak_bytes(compiled) -> int:
@@ -72,6 +73,12 @@ def compile_once(fn, *args):
         return compiled, float(cost.get("flops", 0.0))
     abstract = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), args)
     return compiled, flops_lib.compiled_flops(fn, *abstract)  # accelerator cost analyses miss fused kernels
+
+
+def paired_ratio(base_runs: list, runs: list) -> float:
+    """Median over rounds of base time / time: the two ran back to back in each round, so a slow
+    stretch of the machine cancels in each round's ratio."""
+    return statistics.median(b / t for b, t in zip(base_runs, runs))
 
 
 def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
@@ -141,17 +148,21 @@ def bench_point(variants: list, frames: int, batch: int, dtype, repeats: int, it
     rows = []
     for p in prepared:
         r = dict(p["row"])
-        sec = inf[r["variant"]]
+        r["inference_seconds_runs"] = inf[r["variant"]]
+        sec = statistics.median(inf[r["variant"]])
         r["inference_clips_per_s"] = batch / sec
         r["inference_flops_per_s"] = r["vision_gflops_per_clip"] * 1e9 * batch / sec
         r["inference_mfu"] = r["inference_flops_per_s"] / peak
         if r["variant"] in train:
-            sec = train[r["variant"]]
+            r["train_seconds_runs"] = train[r["variant"]]
+            sec = statistics.median(train[r["variant"]])
             r["train_clips_per_s"] = batch / sec
             r["train_flops_per_s"] = r["train_flops_per_step"] / sec
             r["train_mfu"] = r["train_flops_per_s"] / peak
         rows.append(r)
         print(json.dumps(r), flush=True)
+    del prepared
+    gc.collect()  # free this point's train states before the next point allocates its own
     return rows
 
 
@@ -181,11 +192,12 @@ def bench_peer(frames: int, batch: int, repeats: int, iters: int, clip: str = "V
         with torch.inference_mode():
             hf(pixel_values=xt).pooler_output.sum().item()
 
-    sec = interleaved({"jax": lambda: jax.block_until_ready(f(p, x)), "torch": torch_run}, repeats, iters)
-    jax_s, torch_s = sec["jax"], sec["torch"]
+    runs = interleaved({"jax": lambda: jax.block_until_ready(f(p, x)), "torch": torch_run}, repeats, iters)
+    jax_s, torch_s = statistics.median(runs["jax"]), statistics.median(runs["torch"])
     r = {"peer": f"{clip} per-frame encoding", "images": n, "threads": threads,
          "jax_images_per_s": n / jax_s, "torch_images_per_s": n / torch_s, "jax_over_torch": torch_s / jax_s,
-         "torch": torch.__version__}
+         "jax_over_torch_paired": paired_ratio(runs["torch"], runs["jax"]),
+         "torch": torch.__version__, "jax_seconds_runs": runs["jax"], "torch_seconds_runs": runs["torch"]}
     print(json.dumps(r), flush=True)
     return r
 
@@ -252,11 +264,15 @@ def main() -> None:
             if base and (r["frames"], r["batch"]) == (f, b) and r["variant"] != "vifi_clip":
                 for kind in ("inference", "train"):
                     if f"{kind}_clips_per_s" in r:
+                        paired = paired_ratio(base[0][f"{kind}_seconds_runs"], r[f"{kind}_seconds_runs"])
+                        r[f"{kind}_ratio_to_vifi_paired"] = paired
                         print(f"T={f} B={b} {r['variant']}/vifi_clip {kind} throughput ratio: "
-                              f"{r[f'{kind}_clips_per_s'] / base[0][f'{kind}_clips_per_s']:.3f}")
+                              f"{r[f'{kind}_clips_per_s'] / base[0][f'{kind}_clips_per_s']:.3f} "
+                              f"(median of per-round ratios {paired:.3f})")
     for r in peers:
         print(f"peer, {r['images']} images, {r['threads']} threads: JAX {r['jax_images_per_s']:.2f} img/s, "
-              f"PyTorch {r['torch_images_per_s']:.2f} img/s, ratio {r['jax_over_torch']:.2f}")
+              f"PyTorch {r['torch_images_per_s']:.2f} img/s, ratio {r['jax_over_torch']:.2f} "
+              f"(median of per-round ratios {r['jax_over_torch_paired']:.2f})")
     if a.out:
         with open(a.out, "w") as fh:
             json.dump({"meta": meta, "rows": rows, "peer": peers}, fh, indent=2)
