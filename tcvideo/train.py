@@ -447,12 +447,21 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     step = start
     try:
         wait = 0.0  # seconds the loop spent waiting for input since the last log line
+        starved = 0.0  # the part of it during which the device had finished every dispatched step
+        in_flight = None  # an output of the last dispatched step
         while step < setup.total_steps:
             tw = time.perf_counter()
             batch = next(it)
-            wait += time.perf_counter() - tw
+            waited = time.perf_counter() - tw
+            wait += waited
+            # Dispatch is asynchronous: while the previous step still runs, waiting here costs nothing.
+            # If it has finished by the time the batch arrives, the device may have idled for the whole
+            # wait (an upper bound: it finished at some point during it).
+            if in_flight is None or in_flight.is_ready():
+                starved += waited
             gb = {k: global_array(v, data_sh) for k, v in batch.items()}
             state, m = train_step(state, gb)
+            in_flight = m["loss"]
             step += 1
             log_now = step % config.log_every == 0 or step == setup.total_steps
             save_now = step % config.checkpoint_every == 0 or step == setup.total_steps
@@ -476,14 +485,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 eta = (setup.total_steps - step) / max(sps, 1e-9)
                 scalars = {"train/loss": float(m["loss"]), "train/grad_norm": float(m["grad_norm"]),
                            "train/lr": float(m["lr"]), "train/loss_scale": float(m["loss_scale"]),
-                           "steps_per_sec": sps, "input_wait_fraction": wait / max(dt, 1e-9), **{f"train/{k[4:]}": float(v) for k, v in m.items()
+                           "steps_per_sec": sps, "input_wait_fraction": wait / max(dt, 1e-9),
+                           "input_bound_fraction": starved / max(dt, 1e-9), **{f"train/{k[4:]}": float(v) for k, v in m.items()
                                                     if k.startswith("aux/")}}
                 writer.write_scalars(step, scalars)
-                logging.info("step %d/%d loss %.4f  %.2f steps/s  input wait %.0f%%  ETA %.0fs", step,
-                             setup.total_steps, scalars["train/loss"], sps, 100 * scalars["input_wait_fraction"], eta)
+                logging.info("step %d/%d loss %.4f  %.2f steps/s  input wait %.0f%% (device idle %.0f%%)  ETA %.0fs",
+                             step, setup.total_steps, scalars["train/loss"], sps,
+                             100 * scalars["input_wait_fraction"], 100 * scalars["input_bound_fraction"], eta)
                 jlog.write({"step": step, **scalars})
-                t0, s0, wait = time.time(), step, 0.0
+                t0, s0, wait, starved = time.time(), step, 0.0, 0.0
             if eval_now:
+                te = time.time()
                 ev = task.evaluate(state["params"], sh["params"], mesh, during_training=True)
                 writer.write_scalars(step, {"eval/primary": ev["primary"], **_flat_scalars("eval", ev["results"])})
                 jlog.write({"step": step, "eval/primary": ev["primary"], **_flat_scalars("eval", ev["results"])})
@@ -491,6 +503,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                     best_primary, best_step = ev["primary"], step
                 best_mgr.save(step, args=__import__("orbax.checkpoint").checkpoint.args.StandardSave(
                     state["params"]), metrics={"primary": float(ev["primary"])})
+                logging.info("step %d: evaluation took %.1fs", step, time.time() - te)
+                # The next rate window measures training only.
+                t0, s0, wait, starved = time.time(), step, 0.0, 0.0
             if save_now:
                 _save(latest_mgr, state, step)
                 last_saved = step
@@ -511,6 +526,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # One compilation of the train step for the whole run: shapes and shardings never change.
     extra = {"train_step_compilations": int(train_step._cache_size())}
     logging.info("train step compiled %d time(s)", extra["train_step_compilations"])
+    if task.eval_step_compilations() is not None:
+        extra["eval_step_compilations"] = task.eval_step_compilations()
+        logging.info("in-training eval step compiled %d time(s)", extra["eval_step_compilations"])
     if best_step >= 0:
         extra["best_during_training"] = {"primary": best_primary, "step": best_step}
     if not config.eval.final:

@@ -50,6 +50,11 @@ class Task:
         better; picks the best checkpoint)}. ``during_training``: the cheaper in-training protocol."""
         raise NotImplementedError
 
+    def eval_step_compilations(self) -> Any:
+        """How many times the in-training evaluation step compiled so far (int), or None where the task
+        does not track it."""
+        return None
+
     def format_results(self, out: dict) -> str:
         """A printed table of ``evaluate``'s output."""
         return json.dumps({k: out[k] for k in ("results", "summary") if k in out}, indent=2, default=float)

@@ -162,6 +162,18 @@ class VideoClassificationTask(Task):
         self.num_train_examples = self.info["num_examples"][config.data.train_split]
         self.model = self.family.build(self.mc, dtype=self.compute_dtype, remat=bool(config.remat))
         self.ids = class_prompts(config.data, self.mc, config.prompt_prefix, config.llm_descriptions)
+        self._eval_step = None  # (mesh, params sharding, jitted): compiled once, not at every evaluation
+
+    def eval_step_compilations(self) -> int:
+        return 0 if self._eval_step is None else int(self._eval_step[2]._cache_size())
+
+    def eval_step_fn(self, mesh, params_sharding):
+        """The jitted eval step for this mesh and parameter sharding (see ``make_eval_step``)."""
+        cached = self._eval_step
+        if cached is None or cached[0] is not mesh or cached[1] is not params_sharding:
+            self._eval_step = (mesh, params_sharding, make_eval_step(self.model, mesh, params_sharding,
+                                                                     self.compute_dtype))
+        return self._eval_step[2]
 
     def init_params(self) -> dict:
         return self.family.init_params(self.config, self.mc)
@@ -189,7 +201,7 @@ class VideoClassificationTask(Task):
         from data_pipelines.input_pipeline import make_eval_iterator
         from tcvideo.train import global_array, replicated_value
         c = self.config
-        step_fn = make_eval_step(self.model, mesh, params_sharding, self.compute_dtype)
+        step_fn = self.eval_step_fn(mesh, params_sharding)
         data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
         results = {}
         for name, (group, data) in train_config.eval_targets(c).items():
@@ -197,13 +209,13 @@ class VideoClassificationTask(Task):
             llm = (t_cfg.get("llm_descriptions", "") if t_cfg is not None else "") or \
                 (c.llm_descriptions if data.name == c.data.name else "")
             ids = replicated_value(class_prompts(data, self.mc, c.prompt_prefix, llm), rep)
-            total = np.zeros(3, np.float64)
+            sums = []  # per-batch device results, read once at the end: no sync per batch
             it = make_eval_iterator(data, split=data.test_split, batch_size=c.eval.batch_size, num_clips=num_clips,
                                     num_crops=num_crops, process_index=jax.process_index(),
                                     process_count=jax.process_count())
             for batch in it:
-                out = step_fn(params, ids, *(global_array(batch[k], data_sh) for k in ("video", "label", "mask")))
-                total += np.asarray(jax.device_get(out), np.float64)
+                sums.append(step_fn(params, ids, *(global_array(batch[k], data_sh) for k in ("video", "label", "mask"))))
+            total = np.sum(np.asarray(jax.device_get(sums), np.float64), axis=0) if sums else np.zeros(3)
             n = max(total[2], 1.0)
             results[name] = {"top1": 100.0 * total[0] / n, "top5": 100.0 * total[1] / n, "count": int(total[2]),
                              "group": group, "views": f"{num_clips}x{num_crops}"}
