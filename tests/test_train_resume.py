@@ -43,10 +43,11 @@ def runs(tmp_path_factory):
     p_mh = [tf_.popen(tf_.main_cmd(mh, *flags, f"--config.coordinator_address=127.0.0.1:{port}",
                                    "--config.num_processes=2", f"--config.process_id={i}"),
                       devices=2, log=f"{mh}.{i}.log") for i in range(2)]
-    # Kill the victim with SIGKILL as soon as its first checkpoint is finalised (step 2 or later).
-    killed_after = _signal_after_first_checkpoint(p_vic, victim, signal.SIGKILL)
-    # SIGTERM to process 1 of the 2-process run only: both must stop at the same step, save, exit 0.
-    terminated_after = _signal_after_first_checkpoint(p_mh[1], mh, signal.SIGTERM)
+    # Watched together, so that neither signal waits for the other run's checkpoint: SIGKILL to the
+    # victim, and SIGTERM to process 1 of the 2-process run only (both processes must stop at the same
+    # step, save and exit 0), each as soon as that run's first checkpoint is finalised (step 2 or later).
+    killed_after, terminated_after = _signal_after_first_checkpoint(
+        [(p_vic, victim, signal.SIGKILL), (p_mh[1], mh, signal.SIGTERM)])
     _wait(p_ref, 900, ref + ".log")
     p_res = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".resume.log")
     for i, p in enumerate(p_mh):
@@ -61,19 +62,30 @@ def runs(tmp_path_factory):
     return dict(ref=ref, victim=victim, mh=mh, killed_after=killed_after, terminated_after=terminated_after)
 
 
-def _signal_after_first_checkpoint(proc, workdir: str, sig, timeout: float = 900):
-    """Send `sig` to proc once workdir holds a finalised checkpoint -> that step (None: proc ended first)."""
-    ckdir = os.path.join(workdir, "checkpoints")
+def _signal_after_first_checkpoint(targets: list, timeout: float = 900) -> list:
+    """For each (proc, workdir, sig): send sig to proc once workdir holds a finalised checkpoint.
+
+    -> the checkpoint step each signal followed (None: that proc ended first, or the timeout passed).
+    """
+    out = [None] * len(targets)
+    pending = set(range(len(targets)))
     deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        steps = [int(d) for d in os.listdir(ckdir) if d.isdigit()] if os.path.isdir(ckdir) else []
-        if steps:
-            os.kill(proc.pid, sig)
-            if sig == signal.SIGKILL:
-                proc.wait()
-            return max(steps)
-        time.sleep(0.2)
-    return None
+    while pending and time.time() < deadline:
+        for i in sorted(pending):
+            proc, workdir, sig = targets[i]
+            if proc.poll() is not None:
+                pending.discard(i)
+                continue
+            ckdir = os.path.join(workdir, "checkpoints")
+            steps = [int(d) for d in os.listdir(ckdir) if d.isdigit()] if os.path.isdir(ckdir) else []
+            if steps:
+                os.kill(proc.pid, sig)
+                if sig == signal.SIGKILL:
+                    proc.wait()
+                out[i] = max(steps)
+                pending.discard(i)
+        time.sleep(0.1)
+    return out
 
 
 def test_kill9_and_resume_is_bit_identical(runs):
