@@ -17,7 +17,7 @@ def test_demo_learns(tmp_path):
     out = train.train_and_evaluate(cfg, str(tmp_path))
     res = out["fine_tuned"]["results"]["synthetic"]
     assert res["count"] == 64
-    # 4 classes: chance is 25% (binomial std over 64 videos ~5.4%); measured 40.6% with this schedule.
+    # 4 classes: chance is 25% (binomial std over 64 videos ~5.4%); measured 40.6%, 46.9%, and 43.8% (2026-11-30) as the numerics changed.
     assert res["top1"] >= 37.5, res
     assert out["train_step_compilations"] == 1  # 320 steps with evaluations between them: compiled once
     assert out["eval_step_compilations"] == 1  # three in-training evaluations, one compilation
