@@ -526,8 +526,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     # One compilation of the train step for the whole run: shapes and shardings never change.
     extra = {"train_step_compilations": int(train_step._cache_size())}
     logging.info("train step compiled %d time(s)", extra["train_step_compilations"])
-    if task.eval_step_compilations() is not None:
-        extra["eval_step_compilations"] = task.eval_step_compilations()
+    eval_compilations = task.eval_step_compilations()
+    if eval_compilations is not None:
+        extra["eval_step_compilations"] = eval_compilations
         logging.info("in-training eval step compiled %d time(s)", extra["eval_step_compilations"])
     if best_step >= 0:
         extra["best_during_training"] = {"primary": best_primary, "step": best_step}

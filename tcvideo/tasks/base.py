@@ -27,6 +27,15 @@ class Task:
     def __init__(self, config):
         self.config = config
         self.compute_dtype = DTYPES[config.compute_dtype]
+        self._jitted: dict = {}  # name -> (mesh, params sharding, jitted fn); see jit_once
+
+    def jit_once(self, name: str, mesh, params_sharding, build):
+        """``build()``'s jitted function, built once per (mesh, params sharding) so that repeated
+        evaluations reuse one compilation instead of compiling again each time."""
+        cached = self._jitted.get(name)
+        if cached is None or cached[0] is not mesh or cached[1] is not params_sharding:
+            self._jitted[name] = cached = (mesh, params_sharding, build())
+        return cached[2]
 
     def init_params(self) -> dict:
         """Initial parameters as a numpy pytree (random, from CLIP or from a checkpoint)."""

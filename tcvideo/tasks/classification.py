@@ -162,18 +162,10 @@ class VideoClassificationTask(Task):
         self.num_train_examples = self.info["num_examples"][config.data.train_split]
         self.model = self.family.build(self.mc, dtype=self.compute_dtype, remat=bool(config.remat))
         self.ids = class_prompts(config.data, self.mc, config.prompt_prefix, config.llm_descriptions)
-        self._eval_step = None  # (mesh, params sharding, jitted): compiled once, not at every evaluation
 
     def eval_step_compilations(self) -> int:
-        return 0 if self._eval_step is None else int(self._eval_step[2]._cache_size())
-
-    def eval_step_fn(self, mesh, params_sharding):
-        """The jitted eval step for this mesh and parameter sharding (see ``make_eval_step``)."""
-        cached = self._eval_step
-        if cached is None or cached[0] is not mesh or cached[1] is not params_sharding:
-            self._eval_step = (mesh, params_sharding, make_eval_step(self.model, mesh, params_sharding,
-                                                                     self.compute_dtype))
-        return self._eval_step[2]
+        cached = self._jitted.get("eval_step")
+        return 0 if cached is None else int(cached[2]._cache_size())
 
     def init_params(self) -> dict:
         return self.family.init_params(self.config, self.mc)
@@ -201,7 +193,8 @@ class VideoClassificationTask(Task):
         from data_pipelines.input_pipeline import make_eval_iterator
         from tcvideo.train import global_array, replicated_value
         c = self.config
-        step_fn = self.eval_step_fn(mesh, params_sharding)
+        step_fn = self.jit_once("eval_step", mesh, params_sharding,
+                                lambda: make_eval_step(self.model, mesh, params_sharding, self.compute_dtype))
         data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
         results = {}
         for name, (group, data) in train_config.eval_targets(c).items():

@@ -221,7 +221,6 @@ class FSCALTask(Task):
         self.model = fs_lib.FSCAL(self.mc, dtype=self.compute_dtype)
         self.anchors = fs_lib.make_anchors(int(fc.query_len), self.mc.anchor_scales)
         self._episodes: dict[str, list] = {}
-        self._predict: dict = {}
 
     # -- parameters and data
 
@@ -312,18 +311,16 @@ class FSCALTask(Task):
 
     def predict_fn(self, mesh, params_sharding):
         """Jitted (params, query, query_mask, support) -> (scores [B, N], boxes [B, N, 2], mask [B, N])."""
-        cached = self._predict.get(id(mesh))
-        if cached and cached[0] is mesh and cached[1] is params_sharding:  # compile once, not per evaluation
-            return cached[2]
+        return self.jit_once("predict", mesh, params_sharding, lambda: self._build_predict(mesh, params_sharding))
+
+    def _build_predict(self, mesh, params_sharding):
         data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
 
         def fn(params, q, qm, s):
             out = self.model.apply({"params": params}, q.astype(self.compute_dtype), qm, s.astype(self.compute_dtype))
             return jax.nn.sigmoid(out["logits"]), out["boxes"], out["proposal_mask"]
 
-        jitted = jax.jit(fn, in_shardings=(params_sharding, data_sh, data_sh, data_sh), out_shardings=(rep, rep, rep))
-        self._predict[id(mesh)] = (mesh, params_sharding, jitted)
-        return jitted
+        return jax.jit(fn, in_shardings=(params_sharding, data_sh, data_sh, data_sh), out_shardings=(rep, rep, rep))
 
     def detect(self, scores: np.ndarray, boxes: np.ndarray, mask: np.ndarray, valid_len: int):
         """One episode's proposals -> (segments [K, 2], scores [K]) after clipping and NMS."""
