@@ -9,7 +9,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["tcvideo", "tcvideo.*", "data_pipelines", "data_pipelines.*"]),
-    package_data={"tcvideo": ["tokenizer/*.txt.gz", "tokenizer/LICENSE*"]},
+    package_data={"tcvideo": ["clip/tokenizer/*.txt.gz", "clip/tokenizer/LICENSE*", "*/README.md"]},
     install_requires=[
         "numpy>=1.26",
         "jax>=0.4.35,<0.11",

@@ -45,9 +45,9 @@ def main() -> None:
     import numpy as np
     import tensorflow as tf
 
-    from data_pipelines import get_dataset, sampling, synthetic
-    from data_pipelines.input_pipeline import default_data_config, make_train_iterator
-    from data_pipelines.video_folder import VideoFolder, VideoFolderConfig
+    from data_pipelines.video import get_dataset, sampling, synthetic
+    from data_pipelines.video.input_pipeline import default_data_config, make_train_iterator
+    from data_pipelines.video.video_folder import VideoFolder, VideoFolderConfig
 
     work = args.workdir or tempfile.mkdtemp(prefix="tcvideo_bench_")
     t0 = time.perf_counter()

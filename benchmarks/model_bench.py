@@ -28,8 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from tcvideo.models import flops as flops_lib
-from tcvideo.models import tc_clip as tcm
+from tcvideo.tc_clip import flops as flops_lib
+from tcvideo.tc_clip import model as tcm
 
 
 def _time(fn, repeats: int, iters: int) -> float:
@@ -172,7 +172,7 @@ def bench_peer(frames: int, batch: int, repeats: int, iters: int, clip: str = "V
     import torch
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    from tcvideo.models import clip as clip_lib
+    from tcvideo.clip import model as clip_lib
     n = batch * frames
     c = clip_lib.get_config(clip)
     vit = clip_lib.VisionTransformer(c)

@@ -8,7 +8,7 @@ turn 'moving left' into 'moving right').
 """
 import ml_collections
 
-from tcvideo.train_config import base_config
+from tcvideo.core.config import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -5,7 +5,7 @@
   tcvideo convert SOURCE ...        (same as python -m tcvideo.convert)
   tcvideo predict VIDEO... --checkpoint DIR (--classes "a,b" | --classes-file F) [--top-k 5] [--json]
   tcvideo visualize VIDEO --checkpoint DIR --out DIR [--layer L]   (context tokens, CLS attention)
-  tcvideo extract-features --clip=... --videos=... --out=...   (OV-OAD frame features, tcvideo/oad_extract.py)
+  tcvideo extract-features --clip=... --videos=... --out=...   (OV-OAD frame features, tcvideo/clip/extract.py)
 """
 from __future__ import annotations
 
@@ -27,16 +27,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         app.run(launcher.main, argv=[f"tcvideo {cmd}", f"--mode={cmd}", *rest])
         return 0
     if cmd == "convert":
-        from tcvideo.convert import cli as convert_cli
+        from tcvideo import convert as convert_cli
         return convert_cli.main(rest) or 0
     if cmd == "extract-features":
-        from tcvideo import oad_extract
+        from tcvideo.clip import extract as oad_extract
         return oad_extract.main(rest) or 0
     if cmd == "predict":
-        from tcvideo import predict
+        from tcvideo.classification import predict
         return predict.main(rest)
     if cmd == "visualize":
-        from tcvideo import visualize
+        from tcvideo.tc_clip import visualize
         return visualize.main(rest)
     print(f"tcvideo: unknown command {cmd!r}\n{USAGE}", file=sys.stderr)
     return 2

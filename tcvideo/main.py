@@ -18,7 +18,7 @@ config_flags.DEFINE_config_file("config", DEFAULT_CONFIG, "Python config file wi
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics and the resolved config.")
 flags.DEFINE_string("checkpoint", None, "eval: a training workdir (its latest checkpoint) or a tcvideo model "
                     "dir to evaluate instead of --workdir's own checkpoints.")
-flags.DEFINE_enum("mode", "train", ["train", "eval", "demo"], "What to run.")
+flags.DEFINE_enum("mode", "train", ["train", "eval"], "What to run.")
 FLAGS = flags.FLAGS
 
 
@@ -28,11 +28,7 @@ def main(argv) -> None:
     config = FLAGS.config
     workdir = FLAGS.workdir or os.path.join("/tmp", "tcvideo_" + config.get("name", "run"))
     mode = config.get("mode", FLAGS.mode) if FLAGS.mode == "train" else FLAGS.mode
-    if mode == "demo":
-        from tcvideo import demo
-        demo.run(config, workdir)
-        return
-    from tcvideo import train
+    from tcvideo.core import train
     try:
         if mode == "eval":
             train.evaluate_workdir(config, workdir, checkpoint=FLAGS.checkpoint)

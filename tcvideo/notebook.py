@@ -49,8 +49,8 @@ def load_config(path: str = "configs/demo.py", **overrides):
 def random_model_dir(out_dir: str, *, variant: str = "tc_clip", seed: int = 0, **fields) -> str:
     """Write a randomly initialised TC-CLIP model directory (default: the demo model's sizes). -> out_dir."""
     import jax
-    from tcvideo.convert import store
-    from tcvideo.models import tc_clip as tcm
+    from tcvideo.core import model_dir as store
+    from tcvideo.tc_clip import model as tcm
     kw = {**DEMO_MODEL, **fields}
     cfg = tcm.variant_config(variant, **kw)
     params = tcm.init_params(cfg, jax.random.PRNGKey(seed))
@@ -62,7 +62,7 @@ def random_model_dir(out_dir: str, *, variant: str = "tc_clip", seed: int = 0, *
 def convert_checkpoint(checkpoint: str, out_dir: str, clip_checkpoint: str = "", **tc_overrides) -> str:
     """An OpenAI CLIP ``.pt`` (alone) or an official TC-CLIP ``.pth`` plus the CLIP ``.pt`` it was trained
     from -> a tcvideo model directory. -> out_dir."""
-    from tcvideo.convert import api
+    from tcvideo.clip.convert import api
     for p in (checkpoint, clip_checkpoint):
         if p and not os.path.exists(p):
             raise FileNotFoundError(f"checkpoint {p!r} does not exist")
@@ -75,9 +75,9 @@ def convert_checkpoint(checkpoint: str, out_dir: str, clip_checkpoint: str = "",
 
 def demo_video(path: str, class_name: str = "moving left", *, num_frames: int = 16, height: int = 48,
                width: int = 64, seed: int = 0) -> str:
-    """Write a synthetic clip of ``class_name`` (data_pipelines.synthetic) as an mp4. -> path."""
-    from data_pipelines import synthetic
-    from data_pipelines.video_io import write_mp4
+    """Write a synthetic clip of ``class_name`` (data_pipelines.video.synthetic) as an mp4. -> path."""
+    from data_pipelines.video import synthetic
+    from data_pipelines.video.video_io import write_mp4
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     write_mp4(path, synthetic.render_video(class_name, np.random.default_rng(seed), num_frames, height, width))
     return path
@@ -164,7 +164,7 @@ def plot_training_curves(workdir: str):
 
 def predict_and_plot(model, video_path: str, class_names: Sequence[str], top_k: int = 5):
     """Classify one file and draw its input frames and scores -> (Prediction, frames figure, scores figure)."""
-    from tcvideo import predict
+    from tcvideo.classification import predict
     preds, failures = predict.predict_files(model, [video_path], class_names, top_k=top_k)
     if failures:
         raise ValueError(f"cannot read {failures[0][0]}: {failures[0][1]}")

@@ -3,8 +3,8 @@ import functools
 
 import jax
 
-from tcvideo.models import ov_oad as oad
-from tcvideo.models.clip import PRESETS, CLIPConfig
+from tcvideo.ov_oad import model as oad
+from tcvideo.clip.model import PRESETS, CLIPConfig
 
 CONTEXT = 12
 

@@ -9,7 +9,7 @@ Annotations: training + validation videos (classes, not videos, are split); feat
 instance; supports are resampled to 16 segments. The class split is a seeded 80/10/10 split of the 200
 classes unless ``fs_cal.class_split_file`` gives the benchmark's lists.
 """
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 protocol_config = config_module(__file__, "common.py").protocol_config
 

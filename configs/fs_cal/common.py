@@ -10,7 +10,7 @@ the same FPS.
 """
 import ml_collections
 
-from tcvideo.tasks.fs_cal import fs_cal_base_config
+from tcvideo.fs_cal.task import fs_cal_base_config
 
 
 def protocol_config(dataset: str) -> ml_collections.ConfigDict:

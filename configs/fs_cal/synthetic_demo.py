@@ -9,7 +9,7 @@ tell which one to localise.
 """
 import ml_collections
 
-from tcvideo.tasks.fs_cal import fs_cal_base_config
+from tcvideo.fs_cal.task import fs_cal_base_config
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -11,7 +11,7 @@
 queries are 128-snippet windows with short anchors. The 20 classes are split 12/4/4 (seeded) unless
 ``fs_cal.class_split_file`` gives the benchmark's lists.
 """
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 protocol_config = config_module(__file__, "common.py").protocol_config
 

@@ -4,7 +4,7 @@ on THUMOS'14 (mAP) and TVSeries (mcAP). Paths are placeholders: override them on
     tcvideo train --config=configs/ov_oad/anet.py --workdir=DIR \\
         --config.ov_oad.train.features=/data/anet_feats --config.ov_oad.train.annotations=/data/activity_net.v1-3.min.json
 """
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _ov_oad_common = config_module(__file__, "ov_oad_common.py")
 eval_target, ov_oad_base_config, thumos14_classes, tvseries_classes = _ov_oad_common.eval_target, _ov_oad_common.ov_oad_base_config, _ov_oad_common.thumos14_classes, _ov_oad_common.tvseries_classes

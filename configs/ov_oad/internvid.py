@@ -1,6 +1,6 @@
 """OV-OAD pre-trained on InternVid-style video-text pairs (real captions: ``video_id start end text`` lines or
 JSON), evaluated zero-shot on THUMOS'14 and TVSeries. Paths are placeholders."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _anet = config_module(__file__, "anet.py")
 anet_config = _anet.get_config

@@ -6,8 +6,8 @@ global-norm clip 5, mixed precision. (The trainer warms up from 0, not from 1.6e
 """
 import ml_collections
 
-from tcvideo.tasks.ov_oad import default_ov_oad_config
-from tcvideo.train_config import base_config
+from tcvideo.ov_oad.task import default_ov_oad_config
+from tcvideo.core.config import base_config
 
 
 def thumos14_classes() -> tuple:

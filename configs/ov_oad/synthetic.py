@@ -4,7 +4,7 @@
 """
 import ml_collections
 
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _ov_oad_common = config_module(__file__, "ov_oad_common.py")
 ov_oad_base_config = _ov_oad_common.ov_oad_base_config

@@ -3,7 +3,7 @@
     tcvideo eval --config=configs/ov_oad/thumos14.py --workdir=TRAINED_WORKDIR \\
         --config.ov_oad.eval.targets.thumos14.features=DIR --config.ov_oad.eval.targets.thumos14.annotations=DIR
 """
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _ov_oad_common = config_module(__file__, "ov_oad_common.py")
 eval_target, ov_oad_base_config, thumos14_classes = _ov_oad_common.eval_target, _ov_oad_common.ov_oad_base_config, _ov_oad_common.thumos14_classes

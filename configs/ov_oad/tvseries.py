@@ -1,5 +1,5 @@
 """Evaluate OV-OAD on TVSeries (per-frame calibrated mAP, background excluded)."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _ov_oad_common = config_module(__file__, "ov_oad_common.py")
 eval_target, ov_oad_base_config, tvseries_classes = _ov_oad_common.eval_target, _ov_oad_common.ov_oad_base_config, _ov_oad_common.tvseries_classes

@@ -1,10 +1,10 @@
 """Base-to-novel: train on 16 shots of each base class (seed s1-s3 via --config.data.base_novel_seed=0..2),
 12 epochs, warmup 2, lr 3.33e-6, batch 64, test 2x1 on base and novel classes; harmonic mean reported."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 recipe = _common.recipe
-from tcvideo.train_config import eval_target  # noqa: E402
+from tcvideo.core.config import eval_target  # noqa: E402
 
 
 def get_config():

@@ -1,6 +1,6 @@
 """Few-shot (K via --config.data.few_shot_k=2|4|8|16, split 1): 50 epochs, warmup 5, lr 2e-6, batch 64,
 test 2x1; reports the best validation accuracy during training. Dataset: --config.data.data_dir=..."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 recipe = _common.recipe

@@ -1,5 +1,5 @@
 """Fully supervised K400: 30 epochs, warmup 5, lr 2.2e-5, batch 512, test 4 clips x 3 crops (top-1/top-5)."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 recipe = _common.recipe

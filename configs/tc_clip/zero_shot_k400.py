@@ -2,7 +2,7 @@
 UCF-101 splits 1-3 and K600 zero-shot splits 1-3 (2x1 views; 1x1 during training), mean +- std; WiSE-FT
 w = 0.7 evaluated too. Data dirs: --config.data.data_dir=K400 and
 --config.eval.datasets.<target>.data.data_dir=... for every target."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 folder, recipe = _common.folder, _common.recipe

@@ -1,6 +1,6 @@
 """Zero-shot with LLM class descriptions (context length 77): --config.llm_descriptions=k400.json and
 --config.eval.datasets.<target>.llm_descriptions=<dataset>.json for every target."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 zero_shot_k400 = config_module(__file__, "zero_shot_k400.py")
 

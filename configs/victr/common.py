@@ -10,7 +10,7 @@ import os
 
 import ml_collections
 
-from tcvideo.tasks.victr import victr_config_defaults
+from tcvideo.victr.family import victr_config_defaults
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GENERIC_AUX = os.path.join(HERE, "aux_prompts_generic.json")

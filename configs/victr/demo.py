@@ -11,7 +11,7 @@ import os
 
 import ml_collections
 
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 HERE, victr_model = _common.HERE, _common.victr_model

@@ -1,7 +1,7 @@
 """VicTR few-shot (K via --config.data.few_shot_k=2|4|8|16): TC-CLIP's few-shot recipe (50 epochs, warmup 5,
 lr 2e-6, batch 64, test 2x1, best validation accuracy during training). Dataset: --config.data.data_dir=...
 CLIP init: --config.init_clip=/path/to/ViT-B-16.pt."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 recipe = _common.recipe

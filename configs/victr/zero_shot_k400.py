@@ -4,7 +4,7 @@ ensemble by default: VicTR's video head starts random, so interpolating towards 
 mix in a random head (set --config.wise_ft_weight=0.7 to evaluate it anyway).
 Data dirs: --config.data.data_dir=K400 and --config.eval.datasets.<target>.data.data_dir=...; CLIP init:
 --config.init_clip=/path/to/ViT-B-16.pt."""
-from tcvideo.train_config import config_module
+from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 folder, recipe = _common.folder, _common.recipe

@@ -1,0 +1,194 @@
+"""Local annotation files for online action detection -> {video name: [Segment, ...]} (times in seconds).
+
+Formats (``fmt``):
+
+* ``thumos14``: a directory of THUMOS'14 temporal annotation files, one per class
+  (``{Class}_val.txt`` / ``{Class}_test.txt``, lines ``video_name start end``); ``Ambiguous_*.txt`` gives
+  ambiguous segments.
+* ``tvseries``: one text file, lines ``video<sep>class<sep>start<sep>end`` with ``<sep>`` a tab or a comma
+  (class names contain spaces), or whitespace-separated with the class in the middle.
+* ``activitynet``: ActivityNet 1.3 JSON ``{"database": {id: {"subset", "duration", "annotations":
+  [{"segment": [s, e], "label"}]}}}``; ``subset`` filters (training / validation / testing).
+* ``captions``: generic captions for video-text pre-training (InternVid-style): text lines
+  ``video_id start end caption words ...`` or JSON ``{video_id: [[start, end, text], ...]}`` or
+  ``[{"video", "start", "end", "caption"|"text"}, ...]``.
+
+Every parse error raises ``AnnotationError`` naming the file and line.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+from typing import Optional, Sequence
+
+from data_pipelines.video.annotations import AnnotationError
+from data_pipelines.temporal.video import Segment
+
+FORMATS = ("thumos14", "tvseries", "activitynet", "captions")
+
+
+def load_segments(path: str, fmt: str, *, subset: Optional[str] = None,
+                  class_names: Optional[Sequence[str]] = None) -> dict[str, list[Segment]]:
+    if fmt not in FORMATS:
+        raise ValueError(f"annotation format {fmt!r} not in {FORMATS}")
+    if not os.path.exists(path):
+        raise AnnotationError(path, None, "no such file or directory")
+    out = {"thumos14": parse_thumos14, "tvseries": parse_tvseries, "activitynet": parse_activitynet,
+           "captions": parse_captions}[fmt](path, **({"subset": subset} if fmt == "activitynet" else {}))
+    if class_names is not None:
+        known = set(class_names)
+        for vid, segs in out.items():
+            for s in segs:
+                if s.label is not None and not s.ambiguous and s.label not in known:
+                    raise AnnotationError(path, None, f"video {vid}: class {s.label!r} is not in the class list")
+    return out
+
+
+def _float(value: str, path: str, lineno: int) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise AnnotationError(path, lineno, f"{value!r} is not a time in seconds") from None
+
+
+def _check(start: float, end: float, path: str, lineno: Optional[int]) -> None:
+    if end < start or start < 0:
+        raise AnnotationError(path, lineno, f"segment [{start}, {end}] has end < start or a negative start")
+
+
+def parse_thumos14(path: str, split: Optional[str] = None) -> dict[str, list[Segment]]:
+    """A folder of ``{Class}_{split}.txt`` files (or one such file) -> {video: [Segment]}; ``split``
+    ('val' / 'test') keeps only that split's files. ``Ambiguous_*`` segments come with ambiguous=True."""
+    pattern = f"*_{split}.txt" if split else "*.txt"
+    files = sorted(glob.glob(os.path.join(path, pattern))) if os.path.isdir(path) else [path]
+    if not files:
+        raise AnnotationError(path, None, f"no '<Class>_{split}.txt' annotation files" if split
+                              else "no *.txt annotation file")
+    out: dict[str, list[Segment]] = {}
+    for f in files:
+        m = re.match(r"(.+?)_(val|test|validation|train)\.txt$", os.path.basename(f))
+        if not m:
+            raise AnnotationError(f, None, "file name is not {Class}_{val|test}.txt")
+        cls = m.group(1)
+        with open(f) as fh:
+            for lineno, line in enumerate(fh, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != 3:
+                    raise AnnotationError(f, lineno, f"expected 'video start end', got {line.strip()!r}")
+                s, e = _float(parts[1], f, lineno), _float(parts[2], f, lineno)
+                _check(s, e, f, lineno)
+                amb = cls.lower() == "ambiguous"
+                out.setdefault(parts[0], []).append(Segment(s, e, None if amb else cls, ambiguous=amb))
+    return out
+
+
+def parse_tvseries(path: str) -> dict[str, list[Segment]]:
+    out: dict[str, list[Segment]] = {}
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            sep = "\t" if "\t" in line else ("," if "," in line else None)
+            parts = [p.strip() for p in line.split(sep)] if sep else line.split()
+            if sep is None and len(parts) >= 4:
+                parts = [parts[0], " ".join(parts[1:-2]), parts[-2], parts[-1]]
+            if len(parts) != 4:
+                raise AnnotationError(path, lineno, f"expected 'video, class, start, end', got {line!r}")
+            s, e = _float(parts[2], path, lineno), _float(parts[3], path, lineno)
+            _check(s, e, path, lineno)
+            out.setdefault(parts[0], []).append(Segment(s, e, parts[1]))
+    return out
+
+
+def _activitynet_database(path: str) -> dict:
+    try:
+        with open(path) as fh:
+            raw = json.load(fh)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
+    db = raw.get("database", raw) if isinstance(raw, dict) else None
+    if not isinstance(db, dict) or not all(isinstance(v, dict) for v in db.values()):
+        raise AnnotationError(path, None, "expected {'database': {video_id: {...}}}")
+    return db
+
+
+def activitynet_videos(path: str) -> dict[str, dict]:
+    """ActivityNet 1.3 JSON -> {video_id: {'duration': seconds, 'subset': str}} (duration required)."""
+    out = {}
+    for vid, entry in _activitynet_database(path).items():
+        try:
+            duration = float(entry["duration"])
+        except (KeyError, TypeError, ValueError):
+            raise AnnotationError(path, None, f"database[{vid!r}].duration: missing or not a number") from None
+        out[vid] = {"duration": duration, "subset": str(entry.get("subset", ""))}
+    return out
+
+
+def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list[Segment]]:
+    db = _activitynet_database(path)
+    out: dict[str, list[Segment]] = {}
+    for vid, entry in db.items():
+        if subset and entry.get("subset") != subset:
+            continue
+        segs = []
+        for i, a in enumerate(entry.get("annotations", [])):
+            try:
+                (s, e), label = a["segment"], a["label"]
+            except (KeyError, TypeError, ValueError):
+                raise AnnotationError(path, None, f"database[{vid!r}].annotations[{i}]: needs 'segment' [start, end] "
+                                                  f"and 'label'") from None
+            _check(float(s), float(e), path, None)
+            segs.append(Segment(float(s), float(e), str(label)))
+        out[vid] = segs
+    return out
+
+
+def parse_captions(path: str) -> dict[str, list[Segment]]:
+    out: dict[str, list[Segment]] = {}
+    if path.endswith(".json"):
+        try:
+            with open(path) as fh:
+                raw = json.load(fh)
+        except json.JSONDecodeError as e:
+            raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
+        items = []
+        if isinstance(raw, dict):
+            for vid, caps in raw.items():
+                caps = caps.values() if isinstance(caps, dict) else caps  # released {id: [s, e, text]}
+                items += [(vid, c) for c in caps]
+        elif isinstance(raw, list):
+            for i, r in enumerate(raw):
+                if not isinstance(r, dict) or "video" not in r:
+                    raise AnnotationError(path, None, f"item {i}: expected {{'video', 'start', 'end', 'caption'}}")
+                items.append((r["video"], [r.get("start"), r.get("end"), r.get("caption", r.get("text"))]))
+        else:
+            raise AnnotationError(path, None, "expected a JSON object or list")
+        for vid, c in items:
+            if not isinstance(c, (list, tuple)) or len(c) != 3 or c[2] is None:
+                raise AnnotationError(path, None, f"video {vid}: caption {c!r} is not [start, end, text]")
+            s, e = float(c[0]), float(c[1])
+            _check(s, e, path, None)
+            out.setdefault(str(vid), []).append(Segment(s, e, None, text=str(c[2])))
+        return out
+    with open(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            parts = line.strip().split(maxsplit=3)
+            if not parts or parts[0].startswith("#"):
+                continue
+            if len(parts) != 4:
+                raise AnnotationError(path, lineno, f"expected 'video_id start end text', got {line.strip()!r}")
+            s, e = _float(parts[1], path, lineno), _float(parts[2], path, lineno)
+            _check(s, e, path, lineno)
+            out.setdefault(parts[0], []).append(Segment(s, e, None, text=parts[3]))
+    return out
+
+
+def activitynet_class_names(path: str) -> list[str]:
+    """Sorted ActivityNet class names of a 1.3 JSON (for a 200 + background vocabulary)."""
+    labels = {s.label for segs in parse_activitynet(path).values() for s in segs}
+    return sorted(labels)

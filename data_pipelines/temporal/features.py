@@ -1,0 +1,155 @@
+"""Per-video frame features for OV-OAD: reading and writing.
+
+Readable layouts of ``load_videos(path, ...)``:
+
+* a TFDS dataset directory written by ``tcvideo extract-features`` (``OADFeatures`` below; features
+  'name', 'rgb' [T, D] float16, 'fps', 'duration');
+* a directory of released-style per-video files ``{name}.pkl`` holding ``{"rgb": [T, D], "captions":
+  {id: [start, end, text]}, "fps", "vlen_src"}`` (``.npz`` with the same keys, or ``.npy`` with rgb only,
+  assuming 4 fps).
+
+Segments from an annotation file are attached by video name (``v_`` prefixes of ActivityNet ids are
+tolerated); a file's own captions are used when the annotation file has none for that video.
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import os
+import pickle
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from data_pipelines.temporal.video import FPS, OADVideo, Segment
+
+FILE_EXTS = (".pkl", ".pickle", ".npz", ".npy")
+
+
+def read_feature_file(path: str) -> dict:
+    """One per-video file -> {'rgb': [T, D], 'fps': float, 'duration': float|None, 'captions': [Segment]}."""
+    if path.endswith((".pkl", ".pickle")):
+        with open(path, "rb") as f:
+            raw = pickle.load(f)
+    elif path.endswith(".npz"):
+        with np.load(path, allow_pickle=True) as z:
+            raw = {k: z[k] for k in z.files}
+            if "captions" in raw:
+                raw["captions"] = raw["captions"].item()
+    elif path.endswith(".npy"):
+        raw = {"rgb": np.load(path)}
+    else:
+        raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")
+    if not isinstance(raw, dict) or "rgb" not in raw:
+        raise ValueError(f"{path}: expected a dict with key 'rgb' [T, D]")
+    rgb = np.asarray(raw["rgb"])
+    if rgb.ndim != 2:
+        raise ValueError(f"{path}: 'rgb' has shape {rgb.shape}, expected [T, D]")
+    caps = []
+    for k, c in dict(raw.get("captions", {}) or {}).items():
+        if len(c) != 3:
+            raise ValueError(f"{path}: caption {k!r} is not [start, end, text]")
+        caps.append(Segment(float(c[0]), float(c[1]), None, text=str(c[2])))
+    fps = float(np.asarray(raw.get("fps", FPS)))
+    dur = raw.get("duration", raw.get("vlen_src"))
+    return {"rgb": rgb, "fps": fps, "duration": None if dur is None else float(np.asarray(dur)), "captions": caps}
+
+
+def _tfds_info_files(path: str) -> list[str]:
+    """dataset_info.json at path, path/VERSION or path/NAME/VERSION (what write_tfds leaves)."""
+    return sorted(f for depth in ("", "*", "*/*") for f in glob.glob(os.path.join(path, depth, "dataset_info.json")))
+
+
+def _is_tfds_dir(path: str) -> bool:
+    return bool(_tfds_info_files(path))
+
+
+def iter_feature_files(path: str) -> Iterable[tuple[str, dict]]:
+    """(video name, read_feature_file dict) of every video under ``path`` (TFDS dir or file dir)."""
+    if _is_tfds_dir(path):
+        import tensorflow_datasets as tfds
+        builder = tfds.builder_from_directory(_tfds_version_dir(path))
+        for split in builder.info.splits:
+            for ex in tfds.as_numpy(builder.as_dataset(split=split)):
+                name = ex["name"].decode() if isinstance(ex["name"], bytes) else str(ex["name"])
+                yield name, {"rgb": ex["rgb"], "fps": float(ex["fps"]), "duration": float(ex["duration"]),
+                             "captions": []}
+        return
+    files = sorted(f for f in glob.glob(os.path.join(path, "*")) if f.endswith(FILE_EXTS))
+    if not files:
+        raise FileNotFoundError(f"{path}: no feature files ({', '.join(FILE_EXTS)}) and not a TFDS dataset")
+    for f in files:
+        yield os.path.splitext(os.path.basename(f))[0], read_feature_file(f)
+
+
+def _tfds_version_dir(path: str) -> str:
+    return os.path.dirname(_tfds_info_files(path)[-1])
+
+
+def load_videos(path: str, segments: Optional[dict] = None, *, feature_dim: Optional[int] = None,
+                require_annotation: bool = True) -> list[OADVideo]:
+    """OADVideos of the feature files under ``path`` with ``segments`` ({name: [Segment]}) attached.
+
+    With ``require_annotation`` only videos named in ``segments`` are kept (an evaluation split); a
+    ``feature_dim`` mismatch raises ValueError naming the video.
+    """
+    segments = segments or {}
+    out = []
+    for name, d in iter_feature_files(path):
+        key = name if name in segments else (name[2:] if name.startswith("v_") and name[2:] in segments else
+                                              ("v_" + name if "v_" + name in segments else None))
+        if key is None and require_annotation and segments:
+            continue
+        if feature_dim is not None and d["rgb"].shape[1] != feature_dim:
+            raise ValueError(f"{path}/{name}: features of size {d['rgb'].shape[1]}, the model expects {feature_dim}")
+        segs = list(segments.get(key, [])) if key is not None else []
+        if not segs:
+            segs = d["captions"]
+        out.append(OADVideo(name=name, features=np.asarray(d["rgb"]), fps=d["fps"], segments=segs,
+                            duration=d["duration"]))
+    if segments and not out:
+        raise ValueError(f"{path}: none of the {len(segments)} annotated videos has a feature file")
+    return out
+
+
+# ----------------------------------------------------------------------------- writing (TFDS)
+
+@functools.lru_cache(maxsize=None)
+def _builder_class():
+    """The TFDS builder of feature datasets (defined once: TFDS registers builder classes by name)."""
+    import tensorflow_datasets as tfds
+
+    class OadFeatures(tfds.core.GeneratorBasedBuilder):
+        """Per-video CLIP frame features at 4 fps: name, rgb [T, D] float16, fps, duration (s)."""
+
+        VERSION = tfds.core.Version("1.0.0")
+
+        def __init__(self, *, feature_dim: int, examples=None, split: str = "train", **kwargs):
+            self._feature_dim, self._examples, self._split = feature_dim, examples, split
+            super().__init__(**kwargs)
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, description=self.__doc__, features=tfds.features.FeaturesDict({
+                "name": tfds.features.Text(),
+                "rgb": tfds.features.Tensor(shape=(None, self._feature_dim), dtype=np.float16),
+                "fps": tfds.features.Scalar(dtype=np.float32),
+                "duration": tfds.features.Scalar(dtype=np.float32)}))
+
+        def _split_generators(self, dl_manager):
+            return {self._split: self._generate_examples()}
+
+        def _generate_examples(self):
+            for ex in self._examples():
+                yield ex["name"], {"name": ex["name"], "rgb": np.asarray(ex["rgb"], np.float16),
+                                   "fps": np.float32(ex["fps"]), "duration": np.float32(ex["duration"])}
+
+    return OadFeatures
+
+
+def write_tfds(out_dir: str, examples: Callable[[], Iterable[dict]], *, feature_dim: int,
+               split: str = "train") -> str:
+    """Write examples ({'name', 'rgb' [T, D], 'fps', 'duration'}) as a TFDS dataset (rgb stored float16)
+    under out_dir; returns the dataset's version directory (what ``load_videos`` reads)."""
+    builder = _builder_class()(feature_dim=feature_dim, examples=examples, split=split, data_dir=out_dir)
+    builder.download_and_prepare()
+    return builder.data_dir

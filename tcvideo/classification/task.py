@@ -1,0 +1,218 @@
+"""Video classification against text class prompts: TC-CLIP, its baselines and other video-text
+models ("model families") trained with soft-target cross-entropy and evaluated by top-1/top-5 with
+softmax averaged over clips x crops, grouped per protocol (zero-shot splits mean/std, base-to-novel
+harmonic mean).
+
+A model family is registered in ``MODEL_FAMILIES`` (``config.model.family``; TC-CLIP is "tc_clip").
+Its module must map ``apply({'params': p}, video [B, T, H, W, 3], ids [C, L]) -> {'logits': [B, C]}``
+and its model config must carry ``prompt_context_length`` and ``split_camel_case`` (class prompts).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Callable, Iterator
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from tcvideo.core import config as train_config
+from tcvideo.core.registry import register_task
+from tcvideo.core.task import Task
+from tcvideo.core.config import ConfigError
+
+
+# ----------------------------------------------------------------------------- model families
+
+@dataclasses.dataclass(frozen=True)
+class ModelFamily:
+    """How the classification task builds one family of video-text models."""
+
+    model_config: Callable[[ml_collections.ConfigDict], Any]  # training config -> model config (ConfigError)
+    build: Callable[..., Any]  # (model config, dtype=, remat=) -> flax module
+    init_params: Callable[[ml_collections.ConfigDict, Any], dict]  # (training config, model config) -> numpy
+
+
+MODEL_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_model_family(name: str, family: ModelFamily) -> None:
+    if name in MODEL_FAMILIES and MODEL_FAMILIES[name] is not family:
+        raise ValueError(f"model family {name!r} is already registered")
+    MODEL_FAMILIES[name] = family
+
+
+def load_clip_params(path: str):
+    """OpenAI .pt file or tcvideo CLIP model dir -> (CLIPConfig, params)."""
+    if os.path.isdir(path):
+        from tcvideo.core import model_dir as store
+        from tcvideo.clip import model as clip_lib
+        params, meta = store.load_model(path)
+        return clip_lib.CLIPConfig.from_dict(meta["config"]), params
+    from tcvideo.clip.convert.openai import convert_file
+    return convert_file(path)
+
+
+def tc_clip_initial_params(config, mc) -> dict:
+    """Numpy TC-CLIP params before fine-tuning: from init_checkpoint, from CLIP (init_clip), or random."""
+    from tcvideo.tc_clip import model as tc_lib
+    if config.init_checkpoint:
+        from tcvideo.core import model_dir as store
+        params, _ = store.load_model(config.init_checkpoint)
+        return jax.tree_util.tree_map(np.asarray, params)
+    if config.init_clip:
+        from tcvideo.tc_clip.convert import clip_init_params
+        clip_cfg, clip_params = load_clip_params(config.init_clip)
+        if clip_cfg != mc.clip:
+            raise ConfigError(f"config.init_clip: checkpoint is {clip_cfg} but config.model.clip is {mc.clip}")
+        return clip_init_params(clip_params, mc, rng=np.random.default_rng(config.seed))
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        p = tc_lib.init_params(mc, jax.random.PRNGKey(config.seed))
+    return jax.tree_util.tree_map(np.asarray, p)
+
+
+def _build_tc_clip(mc, dtype, remat: bool = False):
+    from tcvideo.tc_clip.model import TCCLIP
+    return TCCLIP(mc, dtype=dtype, param_dtype=jnp.float32, remat=remat)
+
+
+register_model_family("tc_clip", ModelFamily(train_config.model_config, _build_tc_clip, tc_clip_initial_params))
+
+
+# ----------------------------------------------------------------------------- prompts, loss, eval step
+
+def class_prompts(data_cfg, mc, prefix: str, llm_path: str = "") -> np.ndarray:
+    """Token ids [C, L] of the class prompts of a dataset (or of an LLM-description file)."""
+    from data_pipelines.video.input_pipeline import dataset_info
+    from tcvideo.tc_clip import prompting
+    if llm_path:
+        texts = prompting.load_llm_descriptions(llm_path)
+        return prompting.tokenize_prompts(texts, mc.prompt_context_length, prefix, split_camel_case=False)
+    names = dataset_info(data_cfg)["class_names"]
+    return prompting.tokenize_prompts(names, mc.prompt_context_length, prefix, split_camel_case=mc.split_camel_case)
+
+
+def soft_cross_entropy(logits, targets):
+    """logits, targets [B, C] -> mean over B of -sum(targets * log_softmax(logits))."""
+    return -(targets * jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)).sum(-1).mean()
+
+
+def make_eval_step(model, mesh: Mesh, params_sharding, compute_dtype=jnp.float32):
+    """-> jitted fn(params, ids, video [B, V, T, H, W, 3], label [B], mask [B]) -> [top1 hits, top5 hits,
+    count] (global sums); softmax averaged over the V views of each video."""
+    data_sh = NamedSharding(mesh, P("data"))
+
+    def fn(params, ids, video, label, mask):
+        b, v = video.shape[:2]
+        flat = video.reshape((b * v,) + video.shape[2:]).astype(compute_dtype)
+        logits = model.apply({"params": params}, flat, ids)["logits"].astype(jnp.float32)
+        probs = jax.nn.softmax(logits, -1).reshape(b, v, -1).mean(1)
+        k = min(5, probs.shape[-1])
+        topk = jax.lax.top_k(probs, k)[1]
+        hit1 = (topk[:, 0] == label) & mask
+        hit5 = jnp.any(topk == label[:, None], axis=-1) & mask
+        return jnp.stack([hit1.sum(), hit5.sum(), mask.sum()]).astype(jnp.float32)
+
+    return jax.jit(fn, in_shardings=(params_sharding, NamedSharding(mesh, P()), data_sh, data_sh, data_sh),
+                   out_shardings=NamedSharding(mesh, P()))
+
+
+def summarize(results: dict, protocol: str) -> dict:
+    """Per-group mean / std of top-1 (zero-shot splits), and base/novel harmonic mean."""
+    groups: dict[str, list[float]] = {}
+    for r in results.values():
+        groups.setdefault(r["group"], []).append(r["top1"])
+    summary = {g: {"top1_mean": float(np.mean(v)), "top1_std": float(np.std(v)), "num_splits": len(v)}
+               for g, v in groups.items()}
+    if protocol == "base2novel" and "base" in summary and "novel" in summary:
+        b, n = summary["base"]["top1_mean"], summary["novel"]["top1_mean"]
+        summary["harmonic_mean"] = 0.0 if b + n == 0 else 2 * b * n / (b + n)
+    return summary
+
+
+def format_table(results: dict, summary: dict) -> str:
+    lines = [f"{'target':<28}{'group':<16}{'views':>6}{'top1':>8}{'top5':>8}{'n':>7}"]
+    for name, r in results.items():
+        lines.append(f"{name:<28}{r['group']:<16}{r['views']:>6}{r['top1']:>8.2f}{r['top5']:>8.2f}{r['count']:>7}")
+    for g, s in summary.items():
+        if isinstance(s, dict):
+            lines.append(f"{'mean/std ' + g:<44}{s['top1_mean']:>8.2f} +- {s['top1_std']:.2f} ({s['num_splits']} splits)")
+        else:
+            lines.append(f"{g:<44}{s:>8.2f}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- the task
+
+@register_task("video_classification")
+class VideoClassificationTask(Task):
+    """TC-CLIP's four protocols (supervised, zero-shot, few-shot, base-to-novel) for any model family."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        family = config.model.get("family", "tc_clip")
+        if family not in MODEL_FAMILIES:
+            raise ConfigError(f"config.model.family: unknown model family {family!r}; known: {sorted(MODEL_FAMILIES)}")
+        self.family = MODEL_FAMILIES[family]
+        v = train_config.validate(config, model_config_fn=self.family.model_config)
+        self.mc, self.info, self.eval_info = v["model"], v["info"], v["eval_info"]
+        self.num_train_examples = self.info["num_examples"][config.data.train_split]
+        self.model = self.family.build(self.mc, dtype=self.compute_dtype, remat=bool(config.remat))
+        self.ids = class_prompts(config.data, self.mc, config.prompt_prefix, config.llm_descriptions)
+
+    def eval_step_compilations(self) -> int:
+        cached = self._jitted.get("eval_step")
+        return 0 if cached is None else int(cached[2]._cache_size())
+
+    def init_params(self) -> dict:
+        return self.family.init_params(self.config, self.mc)
+
+    def train_iterator(self, *, global_batch_size: int, seed: int, start_step: int, process_index: int,
+                       process_count: int) -> Iterator[dict]:
+        from data_pipelines.video.input_pipeline import make_train_iterator
+        it = make_train_iterator(self.config.data, global_batch_size=global_batch_size, seed=seed,
+                                 start_step=start_step, process_index=process_index, process_count=process_count)
+        return ({"video": b["video"], "targets": b["targets"]} for b in it)
+
+    def loss(self, params, batch, rng):
+        del rng  # the forward pass is deterministic (no dropout); augmentation happens in the pipeline
+        out = self.model.apply({"params": params}, batch["video"].astype(self.compute_dtype), jnp.asarray(self.ids))
+        return soft_cross_entropy(out["logits"], batch["targets"]), {}
+
+    def evaluate(self, params, params_sharding, mesh, *, during_training: bool = False) -> dict:
+        c = self.config
+        views = (c.train_eval_clips, c.train_eval_crops) if during_training else (c.eval.num_clips, c.eval.num_crops)
+        res = self.evaluate_targets(params, params_sharding, mesh, num_clips=views[0], num_crops=views[1])
+        return {"results": res, "summary": summarize(res, c.protocol), "primary": next(iter(res.values()))["top1"]}
+
+    def evaluate_targets(self, params, params_sharding, mesh, *, num_clips: int, num_crops: int) -> dict:
+        """target name -> {'top1', 'top5', 'count', 'group', 'views'} over the config's eval targets."""
+        from data_pipelines.video.input_pipeline import make_eval_iterator
+        from tcvideo.core.train import global_array, replicated_value
+        c = self.config
+        step_fn = self.jit_once("eval_step", mesh, params_sharding,
+                                lambda: make_eval_step(self.model, mesh, params_sharding, self.compute_dtype))
+        data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
+        results = {}
+        for name, (group, data) in train_config.eval_targets(c).items():
+            t_cfg = c.eval.datasets.get(name, None) if len(c.eval.datasets) else None
+            llm = (t_cfg.get("llm_descriptions", "") if t_cfg is not None else "") or \
+                (c.llm_descriptions if data.name == c.data.name else "")
+            ids = replicated_value(class_prompts(data, self.mc, c.prompt_prefix, llm), rep)
+            sums = []  # per-batch device results, read once at the end: no sync per batch
+            it = make_eval_iterator(data, split=data.test_split, batch_size=c.eval.batch_size, num_clips=num_clips,
+                                    num_crops=num_crops, process_index=jax.process_index(),
+                                    process_count=jax.process_count())
+            for batch in it:
+                sums.append(step_fn(params, ids, *(global_array(batch[k], data_sh) for k in ("video", "label", "mask"))))
+            total = np.sum(np.asarray(jax.device_get(sums), np.float64), axis=0) if sums else np.zeros(3)
+            n = max(total[2], 1.0)
+            results[name] = {"top1": 100.0 * total[0] / n, "top5": 100.0 * total[1] / n, "count": int(total[2]),
+                             "group": group, "views": f"{num_clips}x{num_crops}"}
+        return results
+
+    def format_results(self, out: dict) -> str:
+        return format_table(out["results"], out["summary"])

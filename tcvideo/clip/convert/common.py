@@ -1,0 +1,166 @@
+"""Shared machinery of the checkpoint converters: reading files, mapping keys, reporting errors.
+
+A converter is a list of ``Rule``s (source key -> parameter path + array transform) checked against
+the shapes the Flax model expects. Every problem is collected before raising, so one error names
+every missing, unexpected and mis-shaped key at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import zipfile
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+from tcvideo.core.tree_util import flatten, unflatten  # noqa: F401  (re-exported for converters)
+
+
+class ConversionError(ValueError):
+    """A checkpoint does not fit the model; the message lists every offending key."""
+
+
+@dataclasses.dataclass
+class Rule:
+    """``dst`` (a '/'-joined parameter path) is ``fn(*[state_dict[k] for k in src])``."""
+
+    dst: str
+    src: tuple[str, ...]
+    fn: Callable[..., np.ndarray] = lambda x: x
+
+
+def transpose(x: np.ndarray) -> np.ndarray:
+    """PyTorch Linear weight [out, in] -> Flax Dense kernel [in, out]."""
+    return np.ascontiguousarray(x.T)
+
+
+def conv_kernel(x: np.ndarray) -> np.ndarray:
+    """PyTorch Conv2d weight [out, in, kh, kw] -> [kh, kw, in, out]."""
+    return np.ascontiguousarray(x.transpose(2, 3, 1, 0))
+
+
+def layernorm_rules(dst: str, src: str) -> list[Rule]:
+    return [Rule(f"{dst}/scale", (f"{src}.weight",)), Rule(f"{dst}/bias", (f"{src}.bias",))]
+
+
+def dense_rules(dst: str, src: str) -> list[Rule]:
+    return [Rule(f"{dst}/kernel", (f"{src}.weight",), transpose), Rule(f"{dst}/bias", (f"{src}.bias",))]
+
+
+def flatten_shapes(tree: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Nested dict of arrays / ShapeDtypeStructs -> {'a/b/c': shape}."""
+    return {k: tuple(v.shape) for k, v in flatten(tree).items()}
+
+
+def apply_rules(state_dict: Mapping[str, np.ndarray], rules: Sequence[Rule],
+                expected: Mapping[str, tuple[int, ...]], *, source: str,
+                ignore: Callable[[str], bool] = lambda k: False,
+                dtype: Any = np.float32) -> dict:
+    """Map ``state_dict`` through ``rules`` into a nested param dict matching ``expected`` shapes.
+
+    Raises ConversionError naming every missing source key, unexpected source key (not consumed by a
+    rule and not ignored), mis-shaped result and model parameter no rule produces.
+    """
+    missing, misshaped, flat = [], [], {}
+    used: set[str] = set()
+    for rule in rules:
+        absent = [k for k in rule.src if k not in state_dict]
+        if absent:
+            missing.extend(absent)
+            # The present sources of a multi-source rule (e.g. q/k/v) are expected, not "unexpected".
+            used.update(k for k in rule.src if k in state_dict)
+            continue
+        used.update(rule.src)
+        value = np.asarray(rule.fn(*[np.asarray(state_dict[k]) for k in rule.src]))
+        want = expected.get(rule.dst)
+        if want is None:
+            raise AssertionError(f"converter rule targets unknown parameter {rule.dst}")  # a bug in tcvideo
+        if tuple(value.shape) != tuple(want):
+            srcs = ", ".join(f"{k} {tuple(np.shape(state_dict[k]))}" for k in rule.src)
+            misshaped.append(f"{srcs} -> {rule.dst}: got {tuple(value.shape)}, model expects {tuple(want)}")
+            continue
+        flat[rule.dst] = value.astype(dtype)
+    unexpected = sorted(k for k in state_dict if k not in used and not ignore(k))
+    unproduced = sorted(set(expected) - {r.dst for r in rules})
+    problems = []
+    if missing:
+        problems.append(f"missing keys ({len(missing)}): " + ", ".join(sorted(set(missing))))
+    if unexpected:
+        problems.append(f"unexpected keys ({len(unexpected)}): " + ", ".join(unexpected))
+    if misshaped:
+        problems.append(f"mis-shaped keys ({len(misshaped)}):\n    " + "\n    ".join(misshaped))
+    if unproduced:
+        problems.append("model parameters with no source: " + ", ".join(unproduced))
+    if problems:
+        raise ConversionError(f"{source} does not match the model:\n  " + "\n  ".join(problems))
+    return unflatten(flat)
+
+
+def count_indexed(keys: Iterable[str], prefix: str, suffix: str) -> int:
+    """Number of distinct i with a key ``{prefix}{i}{suffix}``."""
+    idx = set()
+    for k in keys:
+        if k.startswith(prefix) and k.endswith(suffix):
+            mid = k[len(prefix): len(k) - len(suffix)]
+            if mid.isdigit():
+                idx.add(int(mid))
+    return len(idx)
+
+
+def _import_torch(path: str):
+    try:
+        import torch  # noqa: F401  (only PyTorch can read its pickle/TorchScript archives)
+    except ImportError as e:
+        raise ImportError(
+            f"Reading {path} needs PyTorch (it is a PyTorch .pt/.pth archive). Install the CPU build, "
+            "e.g. `pip install torch==2.13.0`, or convert from a Hugging Face directory with "
+            "model.safetensors, which needs no torch.") from e
+    return torch
+
+
+def to_numpy_state_dict(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Tensors -> float/int numpy arrays; non-tensor entries are kept as they are."""
+    out = {}
+    for k, v in obj.items():
+        if hasattr(v, "detach"):
+            v = v.detach().cpu()
+            if v.is_floating_point():
+                v = v.double() if v.dtype.itemsize > 4 else v.float()
+            out[k] = v.numpy()
+        else:
+            out[k] = v
+    return out
+
+
+def read_torch_file(path: str) -> Any:
+    """Load a PyTorch file: a TorchScript archive (OpenAI's release format) or a pickled object."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    torch = _import_torch(path)
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as z:
+            is_script = any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
+        if is_script:
+            try:
+                return torch.jit.load(path, map_location="cpu").state_dict()
+            except Exception as e:  # noqa: BLE001 - report which file failed and why
+                raise ConversionError(f"{path} looks like a TorchScript archive but could not be loaded: {e}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - older checkpoints pickle configs/optimisers; trust the user's own file
+        try:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # noqa: BLE001
+            raise ConversionError(f"{path} is not a readable PyTorch checkpoint: {e}") from e
+
+
+def strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict:
+    """Remove ``prefix`` from every key that has it (e.g. DDP's 'module.')."""
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+
+
+def first_present(d: Mapping[str, Any], keys: Sequence[str]) -> Optional[str]:
+    for k in keys:
+        if k in d:
+            return k
+    return None

@@ -1,0 +1,324 @@
+"""OV-OAD as a task of the one trainer: video-text pre-training on 32-frame feature windows (no frame labels)
+and per-frame online-detection evaluation (mAP / calibrated mAP) with classes given as text.
+
+Config: ``config.task = "ov_oad"`` and the ``config.ov_oad`` sub-config (``default_ov_oad_config``):
+model fields (``OVOADConfig``), the text tower (a CLIP preset + overrides), the training videos (synthetic
+or feature files + annotations), the caption style, the loss weights and the evaluation targets.
+
+Losses (weights from the released config): matching InfoNCE (video vs caption 0), multi-label
+(video vs captions 1..M, soft targets 1/M, separate logit scale), current-frame InfoNCE (enc_feat @
+saliency projector vs the un-projected text feature of the last frame's caption; alpha = 0.1) and the
+background-mask dice loss (beta = 1).
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterator
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from tcvideo.ov_oad import model as oad
+from tcvideo.core.registry import register_task
+from tcvideo.core.task import Task
+from tcvideo.core.config import ConfigError
+
+DATA_SOURCES = ("synthetic", "files")
+
+
+def default_ov_oad_config() -> ml_collections.ConfigDict:
+    """``config.ov_oad``: everything OV-OAD-specific (the released recipe's values)."""
+    c = ml_collections.ConfigDict()
+    c.model = ml_collections.ConfigDict()  # OVOADConfig field overrides (feature_dim, window, adapters, ...)
+    c.text = "ViT-B/16"  # CLIP preset of the text tower
+    c.text_overrides = ml_collections.ConfigDict()  # CLIPConfig fields replacing the preset's
+    c.context_length = 77
+    c.caption_mode = "class_tags"  # class_tags (ActivityNet prompts) | captions (InternVid-style)
+    c.caption_prompt = "a video of a person {}"
+    c.num_extra_captions = 2
+    c.exclude_last = 8
+    c.loss = ml_collections.ConfigDict(dict(match=1.0, multi_label=1.0, current=0.1, mask=1.0))
+    c.mask_num = 0  # dice loss divisor; 0 = the window length (32 in the released config)
+
+    c.train = ml_collections.ConfigDict()
+    c.train.source = "synthetic"  # synthetic | files
+    c.train.features = ""  # files: directory of per-video feature files (or a TFDS dataset dir)
+    c.train.annotations = ""  # files: annotation / caption file
+    c.train.annotation_format = "activitynet"  # activitynet | captions | thumos14 | tvseries
+    c.train.subset = "training"  # ActivityNet subset
+
+    c.synthetic = ml_collections.ConfigDict()
+    c.synthetic.classes = ("jumping", "running", "swimming", "cooking")
+    c.synthetic.train_videos = 16
+    c.synthetic.test_videos = 6
+    c.synthetic.num_frames = 160
+    c.synthetic.noise = 1.0
+    c.synthetic.seed = 0
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.prompt = "A photo of action {}."
+    c.eval.batch_size = 64  # windows per scoring call
+    c.eval.drop_ambiguous_windows = False  # released THUMOS protocol drops them; standard OAD does not
+    # name -> ConfigDict(source=synthetic|files, features=, annotations=, annotation_format=, classes=(...),
+    # subset=, metric=mAP|mcAP). Empty: the synthetic test split.
+    c.eval.targets = ml_collections.ConfigDict()
+    c.eval.max_videos = 0  # > 0: only the first N videos of each target (quick in-training evals)
+    return c
+
+
+def ov_oad_model_config(config) -> oad.OVOADConfig:
+    """The OVOADConfig of a training config (ConfigError naming the field)."""
+    from tcvideo.clip.model import CLIPConfig, PRESETS
+    o = config.ov_oad
+    if o.text not in PRESETS:
+        raise ConfigError(f"config.ov_oad.text: unknown CLIP preset {o.text!r}; known: {sorted(PRESETS)}")
+    try:
+        text = CLIPConfig.from_dict({**PRESETS[o.text].to_dict(), **o.text_overrides.to_dict()})
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"config.ov_oad.text_overrides: {str(e).splitlines()[0]}") from e
+    if o.context_length > text.context_length:
+        raise ConfigError(f"config.ov_oad.context_length: {o.context_length} > the text tower's {text.context_length}")
+    try:
+        return oad.OVOADConfig.from_dict({**o.model.to_dict(), "text": text})
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"config.ov_oad.model: {str(e).splitlines()[0]}") from e
+
+
+# ----------------------------------------------------------------------------- losses
+
+def _ce(logits: jax.Array, targets: jax.Array) -> jax.Array:
+    """Mean over rows of -sum(targets * log_softmax(logits))."""
+    return -(targets * jax.nn.log_softmax(logits.astype(jnp.float32), -1)).sum(-1).mean()
+
+
+def contrastive_loss(a: jax.Array, b: jax.Array, scale: jax.Array) -> jax.Array:
+    """Symmetric InfoNCE between rows of a [B, E] and b [B, E] (L2-normalised inside); pairs on the diagonal."""
+    a, b = oad.l2n(a.astype(jnp.float32)), oad.l2n(b.astype(jnp.float32))
+    logits = scale * a @ b.T
+    eye = jnp.eye(a.shape[0], dtype=jnp.float32)
+    return 0.5 * (_ce(logits, eye) + _ce(logits.T, eye))
+
+
+def multi_label_loss(video: jax.Array, texts: jax.Array, scale: jax.Array) -> jax.Array:
+    """video [B, E] against texts [B, M, E] (caption m of video b). Video -> all B*M texts with soft targets
+    1/M on its own M captions; each text -> the B videos with a one-hot target; mean of the two."""
+    b, m, _ = texts.shape
+    v = oad.l2n(video.astype(jnp.float32))
+    t = oad.l2n(texts.astype(jnp.float32)).reshape(b * m, -1)
+    logits = scale * v @ t.T  # [B, B*M]
+    own = jnp.repeat(jnp.eye(b, dtype=jnp.float32), m, axis=1)  # [B, B*M]
+    return 0.5 * (_ce(logits, own / m) + _ce(logits.T, own.T))
+
+
+def dice_loss(pred: jax.Array, target: jax.Array, num_masks: float) -> jax.Array:
+    """sum_b [1 - (2 sum_w p t + 1) / (sum_w p + sum_w t + 1)] / num_masks. pred, target [B, W] in [0, 1]."""
+    p, t = pred.astype(jnp.float32), target.astype(jnp.float32)
+    per = 1.0 - (2.0 * (p * t).sum(-1) + 1.0) / (p.sum(-1) + t.sum(-1) + 1.0)
+    return per.sum() / num_masks
+
+
+def _forward(mdl: oad.OVOAD, feats, caption_ids, current_ids):
+    """Everything the losses need, in one apply (training mode: dropout, drop-path, Gumbel noise)."""
+    out = mdl.encode_video(feats, deterministic=False)
+    b, m1, length = caption_ids.shape
+    txt = mdl.encode_text(jnp.concatenate([caption_ids.reshape(b * m1, length), current_ids], axis=0))
+    cap = mdl.project_text(txt[:b * m1]).reshape(b, m1, -1)
+    res = {"video": mdl.project_video(out["video"]), "captions": cap, "saliency": mdl.saliency(out["enc_feat"]),
+           "current_text": txt[b * m1:], "q": out["q"], "k": out["k"], "scale": mdl.scale(),
+           "ml_scale": mdl.multi_label_scale()}
+    if mdl.config.mask_mode == "paper":
+        res["mask_pred"] = oad.paper_mask_prediction(out["soft"], mdl.project_video(out["groups"]), cap[:, 0])
+    return res
+
+
+def ov_oad_losses(model: oad.OVOAD, params, batch: dict, rng: jax.Array, weights, num_masks: float,
+                  dtype=jnp.float32) -> tuple[jax.Array, dict]:
+    """-> (weighted total, {each loss}). batch: features [B, W, D], caption_ids [B, 1+M, L],
+    current_ids [B, L], caption_mask [B, W]."""
+    r_drop, r_gumbel = jax.random.split(rng)
+    o = nn.apply(_forward, model)({"params": params}, batch["features"].astype(dtype), batch["caption_ids"],
+                                  batch["current_ids"], rngs={"dropout": r_drop, "gumbel": r_gumbel})
+    losses = {"match": contrastive_loss(o["video"], o["captions"][:, 0], o["scale"])}
+    losses["multi_label"] = (multi_label_loss(o["video"], o["captions"][:, 1:], o["ml_scale"])
+                             if o["captions"].shape[1] > 1 else jnp.float32(0.0))
+    losses["current"] = contrastive_loss(o["saliency"], o["current_text"], o["scale"])
+    pred = o["mask_pred"] if "mask_pred" in o else oad.mask_prediction(o["q"], o["k"])
+    losses["mask"] = dice_loss(pred, batch["caption_mask"], num_masks)
+    total = sum(weights[k] * v for k, v in losses.items())
+    return total, losses
+
+
+# ----------------------------------------------------------------------------- data
+
+def load_videos(spec, *, split: str, synthetic, feature_dim: int, class_names=None) -> list:
+    """OADVideos of a train / eval target. ``spec``: source, features, annotations, annotation_format, subset."""
+    from data_pipelines.temporal import synthetic as syn
+    if spec.source == "synthetic":
+        n = synthetic.train_videos if split == "train" else synthetic.test_videos
+        return syn.make_videos(n, split=split, classes=tuple(synthetic.classes), num_frames=synthetic.num_frames,
+                               dim=feature_dim, noise=synthetic.noise, seed=synthetic.seed)
+    from data_pipelines.temporal import annotations as ann, features as feat
+    segs = ann.load_segments(spec.annotations, spec.annotation_format, subset=spec.get("subset", None),
+                             class_names=class_names)
+    return feat.load_videos(spec.features, segs, feature_dim=feature_dim)
+
+
+def _check_files(prefix: str, spec) -> None:
+    """ConfigError naming the field when a 'files' source lacks its feature dir / annotation file."""
+    from data_pipelines.temporal.annotations import FORMATS
+    for field in ("features", "annotations"):
+        path = spec.get(field, "")
+        if not path or not os.path.exists(path):
+            raise ConfigError(f"{prefix}.{field}: no such file or directory {path!r}")
+    if spec.get("annotation_format", "") not in FORMATS:
+        raise ConfigError(f"{prefix}.annotation_format: {spec.get('annotation_format', '')!r} not in {FORMATS}")
+
+
+@register_task("ov_oad")
+class OVOADTask(Task):
+    """Video-text pre-training of OV-OAD and its per-frame open-vocabulary detection evaluation."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        if "ov_oad" not in config:
+            raise ConfigError("config.ov_oad: missing; start from configs/ov_oad/common.py (ov_oad_base_config)")
+        o = config.ov_oad
+        self.mc = ov_oad_model_config(config)
+        if o.caption_mode not in ("class_tags", "captions"):
+            raise ConfigError(f"config.ov_oad.caption_mode: {o.caption_mode!r} not in ('class_tags', 'captions')")
+        if o.train.source not in DATA_SOURCES:
+            raise ConfigError(f"config.ov_oad.train.source: {o.train.source!r} not in {DATA_SOURCES}")
+        for k in ("match", "multi_label", "current", "mask"):
+            if k not in o.loss:
+                raise ConfigError(f"config.ov_oad.loss.{k}: missing")
+        if o.train.source == "files":
+            _check_files("config.ov_oad.train", o.train)
+        for name, t in self._targets().items():
+            if t.source == "files":
+                _check_files(f"config.ov_oad.eval.targets.{name}", t)
+            if t.source not in DATA_SOURCES:
+                raise ConfigError(f"config.ov_oad.eval.targets.{name}.source: {t.source!r} not in {DATA_SOURCES}")
+            if t.get("metric", "mAP") not in ("mAP", "mcAP"):
+                raise ConfigError(f"config.ov_oad.eval.targets.{name}.metric: {t.metric!r} not in ('mAP', 'mcAP')")
+        self.model = oad.OVOAD(self.mc, dtype=self.compute_dtype)
+        self.num_masks = float(o.mask_num or self.mc.window)
+        self._sampler = None
+        self.num_train_examples = len(self.sampler)
+
+    # -- data
+    @property
+    def sampler(self):
+        if self._sampler is None:
+            from data_pipelines.temporal.windows import WindowSampler
+            from tcvideo.clip.tokenizer import get_tokenizer
+            o = self.config.ov_oad
+            videos = load_videos(o.train, split="train", synthetic=o.synthetic, feature_dim=self.mc.feature_dim)
+            tok = get_tokenizer()
+            self._sampler = WindowSampler(videos, window=self.mc.window, mode=o.caption_mode,
+                                          num_extra=o.num_extra_captions, exclude_last=o.exclude_last,
+                                          prompt=o.caption_prompt,
+                                          tokenize=lambda texts: tok.tokenize(texts, o.context_length, truncate=True))
+        return self._sampler
+
+    def train_iterator(self, *, global_batch_size: int, seed: int, start_step: int, process_index: int,
+                       process_count: int) -> Iterator[dict]:
+        return self.sampler.iterator(global_batch_size=global_batch_size, seed=seed, start_step=start_step,
+                                     process_index=process_index, process_count=process_count)
+
+    # -- params
+    def init_params(self) -> dict:
+        with jax.default_device(jax.local_devices(backend="cpu")[0]):
+            p = oad.init_params(self.mc, jax.random.PRNGKey(self.config.seed), self.config.ov_oad.context_length)
+        p = jax.tree_util.tree_map(np.asarray, p)
+        if self.config.init_checkpoint:
+            from tcvideo.core import model_dir as store
+            params, _ = store.load_model(self.config.init_checkpoint)
+            return jax.tree_util.tree_map(np.asarray, params)
+        if self.config.init_clip:
+            p = clip_initialised(p, self.mc, self.config.init_clip)
+        return p
+
+    def param_label(self, path: str) -> str:
+        if path.startswith("zs_") or path.startswith("text/token_embedding"):
+            return "frozen"
+        if path.startswith("text/text_projection"):  # unused: OV-OAD's text tower stops before it
+            return "frozen"
+        leaf = path.rsplit("/", 1)[-1]
+        if leaf in ("bias", "scale", "in_proj_bias") or path in ("logit_scale", "multi_label_logit_scale"):
+            return "no_decay"  # no weight decay on 1-D params / biases (released recipe)
+        return "base"
+
+    # -- loss
+    def loss(self, params, batch, rng):
+        return ov_oad_losses(self.model, params, batch, rng, dict(self.config.ov_oad.loss), self.num_masks,
+                             self.compute_dtype)
+
+    # -- evaluation
+    def _targets(self) -> dict:
+        o = self.config.ov_oad
+        if len(o.eval.targets):
+            return {k: v for k, v in o.eval.targets.items()}
+        t = ml_collections.ConfigDict(dict(source="synthetic", metric="mAP"))
+        return {"synthetic": t}
+
+    def evaluate(self, params, params_sharding=None, mesh=None, *, during_training: bool = False) -> dict:
+        from data_pipelines.temporal.video import BACKGROUND, frame_labels
+        from tcvideo.ov_oad import metrics as oad_metrics, stream as oad_stream
+        o = self.config.ov_oad
+        params = jax.tree_util.tree_map(np.asarray, jax.device_get(params))
+        results = {}
+        for name, t in self._targets().items():
+            classes = list(t.get("classes", ())) or [BACKGROUND, *o.synthetic.classes]
+            videos = load_videos(t, split="test", synthetic=o.synthetic, feature_dim=self.mc.feature_dim,
+                                 class_names=classes)
+            if o.eval.max_videos:
+                videos = videos[:o.eval.max_videos]
+            vocab = oad_stream.vocabulary(self.mc, params, classes, context_length=o.context_length,
+                                          prompt=o.eval.prompt, dtype=self.compute_dtype)
+            scores, labels, keep = [], [], []
+            for v in videos:
+                scores.append(oad_stream.score_video(self.mc, params, v.features, vocab, batch_size=o.eval.batch_size,
+                                                     dtype=self.compute_dtype))
+                lab, amb = frame_labels(v, classes)
+                labels.append(lab)
+                keep.append(oad_metrics.ambiguous_window_mask(amb, self.mc.window) if o.eval.drop_ambiguous_windows
+                            else np.ones(len(lab), bool))
+            s, y, k = np.concatenate(scores), np.concatenate(labels), np.concatenate(keep)
+            m = oad_metrics.per_frame_map(s, y, class_names=classes, valid=k)
+            c = oad_metrics.per_frame_map(s, y, class_names=classes, valid=k, calibrated=True)
+            results[name] = {"mAP": m["mAP"], "mcAP": c["mcAP"], "frames": int(k.sum()), "videos": len(videos),
+                             "metric": t.get("metric", "mAP"), "per_class_AP": m["per_class"]}
+        first = next(iter(results.values()))
+        return {"results": results, "summary": {}, "primary": float(first[first["metric"]])}
+
+    def format_results(self, out: dict) -> str:
+        lines = [f"{'target':<24}{'videos':>8}{'frames':>9}{'mAP':>8}{'mcAP':>8}"]
+        for name, r in out["results"].items():
+            lines.append(f"{name:<24}{r['videos']:>8}{r['frames']:>9}{r['mAP']:>8.2f}{r['mcAP']:>8.2f}")
+        return "\n".join(lines)
+
+
+def clip_initialised(params: dict, mc: oad.OVOADConfig, path: str) -> dict:
+    """Copy a CLIP checkpoint into OV-OAD params: the text tower (and the frozen zero-shot tower), the
+    saliency projector and zero-shot visual projection from CLIP's visual projection."""
+    from tcvideo.classification.task import load_clip_params
+    clip_cfg, clip = load_clip_params(path)
+    clip = jax.tree_util.tree_map(np.asarray, clip)
+    if (clip_cfg.text_width, clip_cfg.embed_dim, clip_cfg.vision_width) != (mc.text.text_width, mc.text.text_width, mc.feature_dim):
+        raise ConfigError(f"config.init_clip: {path} has text width {clip_cfg.text_width} / vision width "
+                          f"{clip_cfg.vision_width}; the OV-OAD config needs {mc.text.text_width} / {mc.feature_dim}")
+    out = dict(params)
+
+    def merge(dst, src):
+        return {k: (merge(v, src[k]) if isinstance(v, dict) else np.asarray(src[k], v.dtype))
+                if k in src else v for k, v in dst.items()}
+
+    out["text"] = merge(params["text"], clip["text"])
+    out["saliency_projector"] = np.asarray(clip["visual"]["proj"], np.float32)
+    if "zs_text" in params:
+        out["zs_text"] = merge(params["zs_text"], clip["text"])
+        out["zs_visual_proj"] = np.asarray(clip["visual"]["proj"], np.float32)
+    return out

@@ -1,0 +1,168 @@
+"""Text side of TC-CLIP: class-name prompts, learnable context vectors and video-conditional prompting.
+
+Prompts are ``"{ctx_init} {class name}."`` tokenised; the n_ctx token embeddings after SOT are replaced
+by learnable vectors (``prompt_learner/ctx``). Before text block ``level - 1`` the hidden states of those
+vectors attend to the video's context tokens (PromptGenerationLayer), giving one text embedding per
+(video, class). Blocks before the first prompt-generation layer do not depend on the video, so they run
+once for all classes and the rest runs batched over videos: no Python loop over the batch.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Mapping, Optional, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tcvideo.clip.model import TextTransformer
+from tcvideo.clip.layers import MLP, LayerNorm, MultiHeadAttention
+from tcvideo.clip.tokenizer import get_tokenizer
+
+Array = jax.Array
+Dtype = Any
+
+
+def clean_class_name(name: str, split_camel_case: bool = True) -> str:
+    """'ApplyEyeMakeup' -> 'Apply Eye Makeup'; underscores become spaces (as the reference does)."""
+    if split_camel_case:
+        name = re.sub(r"([A-Z])", r" \1", name).strip()
+    return name.replace("_", " ")
+
+
+def build_prompts(class_names: Sequence[str], prefix: str = "a photo of a",
+                  split_camel_case: bool = True) -> list[str]:
+    """'{prefix} {clean name}.' for every class."""
+    return [f"{prefix} {clean_class_name(n, split_camel_case)}." for n in class_names]
+
+
+def tokenize_prompts(class_names: Sequence[str], context_length: int, prefix: str = "a photo of a",
+                     split_camel_case: bool = True, truncate: bool = False) -> np.ndarray:
+    """Class names -> token ids [n_cls, context_length] (int32)."""
+    return get_tokenizer().tokenize(build_prompts(class_names, prefix, split_camel_case), context_length,
+                                    truncate=truncate)
+
+
+def load_llm_descriptions(path: str) -> list[str]:
+    """A JSON file ``{id: "Name: description"}`` -> texts ordered by integer id.
+
+    The text replaces the class name in the prompt template (as the official LLM runs do).
+    """
+    with open(path) as f:
+        try:
+            raw = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path}: expected a JSON object {{id: 'Name: description'}}")
+    try:
+        items = sorted((int(k), v) for k, v in raw.items())
+    except ValueError as e:
+        raise ValueError(f"{path}: keys must be integer class ids ({e})") from e
+    ids = [i for i, _ in items]
+    if ids != list(range(len(ids))):
+        raise ValueError(f"{path}: class ids must be 0..{len(ids) - 1} without gaps, got {ids[:10]}...")
+    for i, v in items:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError(f"{path}: class {i} has no description text")
+    return [v for _, v in items]
+
+
+def ctx_init_vectors(token_embedding: np.ndarray, ctx_init: str, n_ctx: int,
+                     rng: Optional[np.random.Generator] = None) -> np.ndarray:
+    """Initial context vectors [n_ctx, D] from the token embeddings of ``ctx_init`` ('a photo of a').
+
+    Missing vectors (n_ctx longer than the phrase) are drawn N(0, 0.02), as in the reference.
+    """
+    words = ctx_init.replace("_", " ")
+    ids = get_tokenizer().encode(words)[:n_ctx]
+    vecs = np.asarray(token_embedding)[ids]
+    if len(ids) < n_ctx:
+        rng = rng or np.random.default_rng(0)
+        extra = rng.normal(0, 0.02, size=(n_ctx - len(ids), vecs.shape[1])).astype(vecs.dtype)
+        vecs = np.concatenate([vecs, extra], 0)
+    return vecs
+
+
+class PromptGenerationLayer(nn.Module):
+    """ctx = ctx + MHA(ln_1(ctx), ln_1_kv(C)); ctx = ctx + mlp(ln_2(ctx)).
+
+    ctx [B, Q, D] (all classes' prompt vectors of a video flattened into Q queries), C [B, k, D].
+    """
+
+    width: int
+    num_heads: int
+    dtype: Optional[Dtype] = None
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, ctx: Array, context: Array) -> Array:
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        kv = LayerNorm(name="ln_1_kv", **kw)(context)
+        ctx = ctx + MultiHeadAttention(self.width, self.num_heads, name="attn", **kw)(
+            LayerNorm(name="ln_1", **kw)(ctx), kv=kv)
+        return ctx + MLP(self.width, name="mlp", **kw)(LayerNorm(name="ln_2", **kw)(ctx))
+
+
+class PromptedTextEncoder(TextTransformer):
+    """CLIP text tower with learnable prompt vectors and optional video-conditional prompting.
+
+    ``__call__(ids [C, L], context: list of [B, k, E] or None)`` -> text features [B or 1, C, E]
+    (unnormalised). ``n_ctx = 0`` gives plain CLIP prompts (vanilla CLIP / ViFi-CLIP). The tower's
+    parameters are CLIP's own (``TextTransformer``), plus ``ctx`` and ``prompt_generation_j``.
+    """
+
+    n_ctx: int = 4
+    prompt_levels: tuple[int, ...] = ()   # 1-based text block indices (before which VP runs)
+    stop_gradient_context: bool = True
+
+    def setup(self):
+        super().setup()
+        c = self.config
+        kw = dict(dtype=self.dtype, param_dtype=self.param_dtype)
+        if self.n_ctx:
+            self.ctx = self.param("ctx", nn.initializers.normal(0.02), (self.n_ctx, c.text_width),
+                                  self.param_dtype)
+        for lvl in self.prompt_levels:
+            if not 1 <= lvl <= c.text_layers:
+                raise ValueError(f"prompt_generation_layer_level {lvl} outside 1..{c.text_layers}")
+        if self.prompt_levels and not self.n_ctx:
+            raise ValueError("video-conditional prompting needs n_ctx > 0 learnable prompt vectors")
+        self.prompt_generation = [PromptGenerationLayer(c.text_width, c.text_heads, name=f"prompt_generation_{j}",
+                                                        **kw) for j in range(len(self.prompt_levels))]
+
+    def prompt_embeddings(self, ids: Array) -> Array:
+        """ids [C, L] -> [C, L, D]: token embeddings with the n_ctx slots after SOT replaced by ctx."""
+        emb = self.token_embedding(ids)
+        dt = self.dtype or emb.dtype
+        emb = jax.lax.stop_gradient(emb.astype(dt))  # token embeddings are buffers in the reference
+        if not self.n_ctx:
+            return emb
+        ctx = jnp.broadcast_to(self.ctx.astype(dt), (ids.shape[0], self.n_ctx, emb.shape[-1]))
+        return jnp.concatenate([emb[:, :1], ctx, emb[:, 1 + self.n_ctx:]], axis=1)
+
+    def __call__(self, ids: Array, context: Optional[Sequence[Array]] = None) -> Array:
+        x = self.prompt_embeddings(ids)
+        x = (x + self.positional_embedding[: x.shape[1]].astype(x.dtype))[None]  # [1, C, L, D]
+        levels = {lvl - 1: j for j, lvl in enumerate(self.prompt_levels)}
+        if levels and context is None:
+            raise ValueError("this text encoder does video-conditional prompting: pass the context tokens")
+        for i, block in enumerate(self.resblocks):
+            if i in levels:
+                x = self.condition(x, context[levels[i]], levels[i])
+            b, cn, l, d = x.shape
+            x = block(x.reshape(b * cn, l, d)).reshape(b, cn, l, d)
+        return self.pool_and_project(x, ids)
+
+    def condition(self, x: Array, context: Array, j: int) -> Array:
+        """Replace the prompt vectors of x [B', C, L, D] by their video-conditioned version -> [B, C, L, D]."""
+        if self.stop_gradient_context:
+            context = jax.lax.stop_gradient(context)
+        b = context.shape[0]
+        _, c, l, d = x.shape
+        x = jnp.broadcast_to(x, (b, c, l, d))
+        ctx = x[:, :, 1:1 + self.n_ctx].reshape(b, c * self.n_ctx, d)
+        ctx = self.prompt_generation[j](ctx, context.astype(x.dtype)).reshape(b, c, self.n_ctx, d)
+        return jnp.concatenate([x[:, :, :1], ctx, x[:, :, 1 + self.n_ctx:]], axis=2)

@@ -1,0 +1,101 @@
+"""VicTR as a model family of the video-classification task (``config.model.family = "victr"``).
+
+Same datasets, protocols, loss, evaluation, trainer and CLI as TC-CLIP; the model is
+``tcvideo.victr.model.VicTR``. Its fields live in ``config.model.victr`` (``victr_config_defaults``);
+``config.model.variant`` / ``config.model.overrides`` (TC-CLIP's) are not used.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from tcvideo.core import config as train_config
+from tcvideo.classification.task import ModelFamily, load_clip_params, register_model_family
+from tcvideo.core.config import ConfigError
+
+
+def victr_config_defaults() -> ml_collections.ConfigDict:
+    """``config.model.victr``: the VicTRConfig fields a training config sets (see tcvideo/victr/model.py)."""
+    return ml_collections.ConfigDict(dict(
+        head_layers=1,
+        head_heads=0,                # 0 = embed_dim // 64
+        aux_prompts="",              # JSON {category: [texts]}; '' = no auxiliary text
+        use_aux_text=True,           # ablation: False ignores aux_prompts
+        attention="divided",         # divided | joint
+        reweight=True,               # affinity re-weighting in the head
+        affinity="shifted_cosine",   # shifted_cosine | softmax
+        visual_embedding="victr",    # victr | clip
+        text_embedding="victr",      # victr | clip
+        classifier="affinity",       # affinity | visual | text
+        split_camel_case=True,
+        prompt_context_length=77,
+    ))
+
+
+def model_config(config):
+    """Training config -> VicTRConfig (raises ConfigError naming the field)."""
+    from tcvideo.victr import model as victr_lib
+    from tcvideo.clip.model import get_config
+
+    clip = get_config(train_config.clip_config(config))
+    if "victr" not in config.model:
+        raise ConfigError("config.model.victr: missing; start from tcvideo.victr.family.victr_config_defaults()")
+    v = config.model.victr.to_dict()
+    known = set(victr_config_defaults().keys())
+    unknown = sorted(set(v) - known)
+    if unknown:
+        raise ConfigError(f"config.model.victr: unknown field(s) {unknown}; known: {sorted(known)}")
+    if config.init_checkpoint:
+        raise ConfigError("config.init_checkpoint: not supported by the victr family (use init_clip, or "
+                          "`tcvideo eval` on a training workdir)")
+    path = v.pop("aux_prompts", "")
+    cats, texts = (), ()
+    if path and v.get("use_aux_text", True):
+        try:
+            cats, texts = victr_lib.load_aux_prompts(path)
+        except ValueError as e:
+            raise ConfigError(f"config.model.victr.aux_prompts: {str(e).splitlines()[0]}") from e
+    try:
+        mc = victr_lib.VicTRConfig(clip=clip, num_frames=int(config.data.num_frames), aux_categories=cats,
+                                   aux_texts=texts, **v)
+    except (ValueError, TypeError) as e:
+        msg = str(e).splitlines()[0]
+        field = next((f for f in known if msg.startswith(f + "=")), "")
+        raise ConfigError(f"config.model.victr{'.' + field if field else ''}: {msg}") from e
+    try:
+        mc.aux_ids()
+    except ValueError as e:
+        raise ConfigError(f"config.model.victr.aux_prompts: {path}: {str(e).splitlines()[0]} "
+                          f"(prompt_context_length={mc.prompt_context_length})") from e
+    if mc.clip.image_resolution != config.data.input_size:
+        raise ConfigError(f"config.data.input_size: {config.data.input_size} differs from the model's "
+                          f"image_resolution {mc.clip.image_resolution}")
+    return mc
+
+
+def build(mc, dtype, remat: bool = False):
+    from tcvideo.victr.model import VicTR
+    return VicTR(mc, dtype=dtype, param_dtype=jnp.float32, remat=remat)
+
+
+def initial_params(config, mc) -> dict:
+    """Numpy VicTR params: CLIP towers from ``config.init_clip`` (head random), or all random."""
+    from tcvideo.victr import model as victr_lib
+    rng = jax.random.PRNGKey(config.seed)
+    if config.init_clip:
+        clip_cfg, clip_params = load_clip_params(config.init_clip)
+        if clip_cfg != mc.clip:
+            raise ConfigError(f"config.init_clip: checkpoint is {clip_cfg} but config.model.clip is {mc.clip}")
+        try:
+            return victr_lib.clip_init_params(clip_params, mc, rng)
+        except ValueError as e:
+            raise ConfigError(f"config.init_clip: {e}") from e
+    with jax.default_device(jax.local_devices(backend="cpu")[0]):
+        p = victr_lib.init_params(mc, rng)
+    return jax.tree_util.tree_map(np.asarray, p)
+
+
+FAMILY = ModelFamily(model_config, build, initial_params)
+register_model_family("victr", FAMILY)

@@ -1,0 +1,160 @@
+"""FS-CAL model (tcvideo/fs_cal/model.py): each cross-attention stage's shapes and formula on tiny
+inputs against numpy, support-order invariance, anchors and box coding, the training-only relation
+module."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from tcvideo.fs_cal import model as fs
+
+B, N, S, M, H = 2, 5, 3, 4, 6
+
+
+def _np_softmax(x, axis):
+    e = np.exp(x - x.max(axis, keepdims=True))
+    return e / e.sum(axis, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    rng = np.random.default_rng(0)
+    xq = rng.normal(size=(B, N, H)).astype(np.float32)
+    xs = rng.normal(size=(B, S, M, H)).astype(np.float32)
+    qm = np.ones((B, N), bool)
+    qm[1, 3:] = False  # padded proposals in the second episode
+    return xq, qm, xs
+
+
+@pytest.mark.parametrize("over", ["keys", "queries"])
+def test_stage1_query_to_support_formula(inputs, over):
+    xq, qm, xs = inputs
+    mod = fs.QueryToSupportContext(over)
+    p = mod.init(jax.random.PRNGKey(1), xq, qm, xs)
+    out = np.asarray(mod.apply(p, xq, qm, xs))
+    assert out.shape == (B, S, M, H)
+    w = np.asarray(p["params"]["bilinear"]["W"])
+    for b in range(B):
+        q = xq[b][qm[b]]  # only valid proposals take part
+        for l in range(S):
+            lam = q @ w @ xs[b, l].T / math.sqrt(H)  # formula 1, [N, M]
+            a = _np_softmax(lam, 0 if over == "keys" else 1)
+            np.testing.assert_allclose(out[b, l], a.T @ q + xs[b, l], rtol=1e-4, atol=1e-5)  # formula 2
+
+
+@pytest.mark.parametrize("over", ["keys", "queries"])
+def test_stage2_dynamics_formula(inputs, over):
+    _, _, xs = inputs
+    mod = fs.DynamicsCrossAttention(H, (1, 3), over)
+    p = mod.init(jax.random.PRNGKey(2), xs)
+    out = np.asarray(mod.apply(p, xs))
+    assert out.shape == (B, S, M, H)
+    xp = np.asarray(mod.apply(p, xs, method=fs.DynamicsCrossAttention.granularities))
+    assert xp.shape == (B, S, 2 * M, H)
+    k1 = p["params"]["conv_k1"]
+    np.testing.assert_allclose(xp[:, :, :M], xs @ np.asarray(k1["kernel"])[0] + np.asarray(k1["bias"]),
+                               rtol=1e-4, atol=1e-5)  # kernel 1: per-segment linear map (formula 3)
+    k3 = p["params"]["conv_k3"]
+    kern = np.asarray(k3["kernel"])  # [3, H, H]; zero-padded 'same' convolution along segments
+    pad = np.pad(xs, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    conv3 = sum(pad[:, :, i:i + M] @ kern[i] for i in range(3)) + np.asarray(k3["bias"])
+    np.testing.assert_allclose(xp[:, :, M:], conv3, rtol=1e-4, atol=1e-5)
+    w = np.asarray(p["params"]["bilinear"]["W"])
+    for b in range(B):
+        for l in range(S):
+            lam = xp[b, l] @ w @ xs[b, l].T / math.sqrt(H)  # formula 4, [K*M, M]
+            a = _np_softmax(lam, 0 if over == "keys" else 1)
+            np.testing.assert_allclose(out[b, l], a.T @ xp[b, l] + xs[b, l], rtol=1e-4, atol=1e-5)  # formula 5
+
+
+@pytest.mark.parametrize("over", ["keys", "queries"])
+def test_stage3_support_to_query_formula_and_order_invariance(inputs, over):
+    xq, qm, ys = inputs
+    mod = fs.SupportToQueryContext(over)
+    p = mod.init(jax.random.PRNGKey(3), xq, qm, ys)
+    out = np.asarray(mod.apply(p, xq, qm, ys))
+    assert out.shape == (B, N, H)
+    w = np.asarray(p["params"]["bilinear"]["W"])
+    for b in range(B):
+        y = ys[b].reshape(S * M, H)  # all supports at once
+        lam = y @ w @ xq[b].T / math.sqrt(H)  # [S*M, N]
+        if over == "keys":
+            a = _np_softmax(lam, 0)
+        else:
+            a = _np_softmax(np.where(qm[b][None], lam, -1e30), 1) * qm[b][None]
+        np.testing.assert_allclose(out[b], a.T @ y + xq[b], rtol=1e-4, atol=1e-5)  # formula 6
+    perm = np.array([2, 0, 1])
+    np.testing.assert_allclose(np.asarray(mod.apply(p, xq, qm, ys[:, perm])), out, rtol=1e-5, atol=1e-5)
+
+
+def test_full_model_shapes_support_order_invariance_and_relation_module():
+    cfg = fs.FSCALConfig(hidden_dim=8, anchor_scales=(2, 4), dynamics_kernels=(1, 3), num_pseudo_classes=3)
+    model = fs.FSCAL(cfg)
+    rng = np.random.default_rng(0)
+    t, d = 12, 5
+    q = rng.normal(size=(2, t, d)).astype(np.float32)
+    qm = np.ones((2, t), bool)
+    qm[1, 9:] = False
+    s = rng.normal(size=(2, 3, 4, d)).astype(np.float32)
+    n = t * 2
+    p = model.init(jax.random.PRNGKey(0), q, qm, s, jnp.ones((2, n)))
+    out = model.apply(p, q, qm, s)
+    assert out["logits"].shape == (2, n) and out["reg"].shape == (2, n, 2) and out["boxes"].shape == (2, n, 2)
+    assert "relation_logits" not in out  # the relation module runs only in training
+    assert np.asarray(out["proposal_mask"])[1].sum() == 9 * 2 and np.asarray(out["proposal_mask"])[0].all()
+    tr = model.apply(p, q, qm, s, relation_weights=jnp.ones((2, n)))
+    assert tr["relation_logits"].shape == (2, 3)
+    np.testing.assert_allclose(tr["logits"], out["logits"], rtol=1e-6)
+    perm = model.apply(p, q, qm, s[:, [1, 2, 0]])
+    np.testing.assert_allclose(perm["logits"], out["logits"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(perm["reg"], out["reg"], rtol=1e-4, atol=1e-5)
+    # the supports matter: other supports give other scores
+    other = model.apply(p, q, qm, rng.normal(size=s.shape).astype(np.float32))
+    assert np.abs(np.asarray(other["logits"]) - np.asarray(out["logits"])).max() > 1e-3
+
+
+def test_anchors_pooling_and_box_coding():
+    a = fs.make_anchors(4, (2, 4))
+    assert a.shape == (8, 2)
+    np.testing.assert_allclose(a[:2], [[-0.5, 1.5], [-1.5, 2.5]])  # t = 0, scales 2 and 4
+    boxes = np.array([[[0.0, 3.0], [1.0, 2.5]] * 4])  # [1, 8, 2]
+    np.testing.assert_allclose(fs.decode_boxes(jnp.asarray(a), fs.encode_boxes(jnp.asarray(a), boxes)), boxes,
+                               rtol=1e-5, atol=1e-5)
+    x = jnp.arange(12.0).reshape(1, 6, 2)
+    np.testing.assert_allclose(fs.range_means(x, np.array([[1, 4], [2, 2]])), [[[4.0, 5.0], [0.0, 0.0]]])
+
+
+def test_bad_config_is_rejected():
+    with pytest.raises(ValueError, match="softmax_over"):
+        fs.FSCALConfig(softmax_over="rows")
+
+
+def test_task_targets_loss_and_resumable_stream():
+    from tcvideo.fs_cal.task import fs_cal_base_config
+    from tcvideo.core.registry import get_task
+    from tcvideo.fs_cal.metrics import temporal_iou
+    cfg = fs_cal_base_config()
+    f = cfg.fs_cal
+    f.synthetic.update(dict(num_classes=8, videos_per_class=3, video_len=32, feature_dim=6, min_len=4, max_len=10))
+    f.class_fractions = (0.5, 0.25, 0.25)
+    f.shots, f.query_len, f.support_len, f.max_gt = 2, 32, 4, 3
+    f.model.update(dict(hidden_dim=8, anchor_scales=(4, 8), dynamics_kernels=(1, 3), num_pseudo_classes=2))
+    task = get_task(cfg)
+    it = task.train_iterator(global_batch_size=4, seed=3, start_step=0, process_index=0, process_count=1)
+    batches = [next(it) for _ in range(3)]
+    resumed = next(task.train_iterator(global_batch_size=4, seed=3, start_step=2, process_index=0, process_count=1))
+    for k in resumed:  # exact resume: the stream is a function of (seed, step)
+        np.testing.assert_array_equal(resumed[k], batches[2][k])
+    b = batches[0]
+    best, matched = task.anchor_targets(jnp.asarray(b["gt"]), jnp.asarray(b["gt_mask"]))
+    iou = temporal_iou(task.anchors[None], b["gt"]) * b["gt_mask"][:, None]  # padded ground truth ignored
+    np.testing.assert_allclose(best, iou.max(-1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(matched, np.take_along_axis(b["gt"], iou.argmax(-1)[..., None], 1), atol=1e-6)
+    params = task.init_params()
+    loss, aux = jax.jit(task.loss)(params, {k: jnp.asarray(v) for k, v in b.items()}, jax.random.PRNGKey(0))
+    assert np.isfinite(float(loss)) and set(aux) == {"cls_loss", "reg_loss", "relation_loss"}
+    total = aux["cls_loss"] + f.reg_loss_weight * aux["reg_loss"] + f.relation_loss_weight * aux["relation_loss"]
+    np.testing.assert_allclose(loss, total, rtol=1e-5)
+    assert 0 <= b["pseudo"].min() and b["pseudo"].max() < 2
