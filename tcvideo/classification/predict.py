@@ -92,7 +92,7 @@ def _load_model_dir(path: str, num_frames: int) -> LoadedModel:
 def _load_workdir(path: str, step: Optional[int]) -> LoadedModel:
     from tcvideo.core import config as train_config
     from tcvideo.classification.inference import VideoClassifier
-    from tcvideo.core.train import load_checkpoint_params
+    from tcvideo.core.checkpoints import load_checkpoint_params
 
     with open(os.path.join(path, CONFIG_JSON)) as f:
         config = ml_collections.ConfigDict(json.load(f))

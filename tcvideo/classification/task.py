@@ -191,7 +191,7 @@ class VideoClassificationTask(Task):
     def evaluate_targets(self, params, params_sharding, mesh, *, num_clips: int, num_crops: int) -> dict:
         """target name -> {'top1', 'top5', 'count', 'group', 'views'} over the config's eval targets."""
         from data_pipelines.video.input_pipeline import make_eval_iterator
-        from tcvideo.core.train import global_array, replicated_value
+        from tcvideo.core.sharding import global_array, replicated_value
         c = self.config
         step_fn = self.jit_once("eval_step", mesh, params_sharding,
                                 lambda: make_eval_step(self.model, mesh, params_sharding, self.compute_dtype))

@@ -1,6 +1,7 @@
 """The one trainer for every tcvideo model: ``train_and_evaluate(config, workdir)`` and
 ``evaluate_workdir(config, workdir)``. What is trained comes from the task named by ``config.task``
-(``tcvideo/tasks``: model, params, data stream, loss, evaluation); everything else is here.
+(``tcvideo.core.task.Task``: model, params, data stream, loss, evaluation); everything else is here:
+devices and sharding (``sharding.py``), optimizer (``optimizer.py``), checkpoints (``checkpoints.py``).
 
 * Devices: one ``Mesh`` over all devices with axis 'data'; batches are global arrays sharded over
   'data' (``jax.make_array_from_process_local_data``); params / optimizer state are replicated, or
@@ -32,123 +33,15 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from tcvideo.core import config as train_config
+from tcvideo.core.checkpoints import _managers, _save, load_checkpoint_params, restore_state
 from tcvideo.core.config import ConfigError
-
+from tcvideo.core.optimizer import make_optimizer, param_labels
+from tcvideo.core.sharding import (global_array, make_mesh, maybe_initialize_distributed, replicated_value,
+                                   state_shardings)
 
 
 class NonFiniteLossError(FloatingPointError):
     pass
-
-
-# ----------------------------------------------------------------------------- distributed
-
-# Variables set by the launchers tcvideo auto-detects (jax.distributed.initialize() then reads the
-# rest of the cluster description itself): Cloud TPU pods, Slurm (srun with > 1 task), and an
-# explicit coordinator.
-_CLUSTER_ENV = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "CLOUD_TPU_TASK_ID",
-                "MEGASCALE_COORDINATOR_ADDRESS")
-
-
-def distributed_requested(config, environ=os.environ) -> bool:
-    """Whether this process is one of several: config.multihost 'true', a coordinator address in the
-    config, or a multi-process launcher in the environment (TPU pod, Slurm with SLURM_NTASKS > 1)."""
-    mode = str(config.get("multihost", "auto")).lower()
-    if mode == "false":
-        return False
-    env_says = any(environ.get(k) for k in _CLUSTER_ENV) or int(environ.get("SLURM_NTASKS", "1") or 1) > 1
-    return mode == "true" or bool(config.get("coordinator_address")) or env_says
-
-
-def maybe_initialize_distributed(config) -> None:
-    """``jax.distributed.initialize`` when asked for (config) or when the environment says so."""
-    if getattr(jax.distributed, "is_initialized", lambda: False)():
-        return
-    if not distributed_requested(config):
-        return
-    explicit = bool(config.get("coordinator_address"))
-    kwargs = {}
-    if explicit:
-        kwargs = dict(coordinator_address=config.coordinator_address, num_processes=int(config.num_processes),
-                      process_id=int(config.process_id))
-        if kwargs["num_processes"] > 1:
-            # CPU collectives across processes need gloo (harmless on GPU/TPU backends).
-            jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(**kwargs)
-    logging.info("jax.distributed initialised: process %d of %d", jax.process_index(), jax.process_count())
-
-
-# ----------------------------------------------------------------------------- sharding
-
-def make_mesh() -> Mesh:
-    return Mesh(np.asarray(jax.devices()), ("data",))
-
-
-def fsdp_spec(shape, n: int, fsdp: bool) -> P:
-    """Shard the largest axis divisible by n over 'data' (replicate when none or fsdp off)."""
-    if not fsdp or n == 1 or not shape:
-        return P()
-    axes = [i for i, d in enumerate(shape) if d % n == 0 and d >= n]
-    if not axes:
-        return P()
-    best = max(axes, key=lambda i: shape[i])
-    spec = [None] * len(shape)
-    spec[best] = "data"
-    return P(*spec)
-
-
-def state_shardings(abstract_state, mesh: Mesh, fsdp: bool):
-    n = mesh.devices.size
-    return jax.tree_util.tree_map(lambda x: NamedSharding(mesh, fsdp_spec(tuple(x.shape), n, fsdp)), abstract_state)
-
-
-def global_array(local: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """Per-process batch rows -> a global array sharded over 'data'."""
-    global_shape = (local.shape[0] * jax.process_count(),) + local.shape[1:]
-    return jax.make_array_from_process_local_data(sharding, local, global_shape)
-
-
-def replicated_value(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """Same host value on every process -> a global array with `sharding`."""
-    x = np.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-
-# ----------------------------------------------------------------------------- params / optimizer
-
-def path_str(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
-
-
-def param_labels(params, label_fn):
-    """'base' / 'prompt' / 'frozen' per leaf, from ``label_fn("a/b/c")`` (the task's ``param_label``)."""
-    return jax.tree_util.tree_map_with_path(lambda path, _: label_fn(path_str(path)), params)
-
-
-def lr_schedule(base_lr: float, min_lr: float, warmup_steps: int, total_steps: int):
-    """timm CosineLRScheduler(t_initial=total, lr_min, warmup_lr_init=0, warmup_t=warmup, t_in_epochs=False),
-    as in the official code: linear warmup t * lr / warmup, then cosine over the whole run (not shifted)."""
-    def sched(step):
-        step = jnp.asarray(step, jnp.float32)
-        warm = base_lr * step / max(warmup_steps, 1)
-        cos = min_lr + 0.5 * (base_lr - min_lr) * (1 + jnp.cos(jnp.pi * step / max(total_steps, 1)))
-        return jnp.where(step < warmup_steps, warm, cos)
-    return sched
-
-
-def make_optimizer(config, params, total_steps: int, warmup_steps: int, label_fn):
-    sched = lr_schedule(config.lr, config.min_lr, warmup_steps, total_steps)
-    mult = float(config.prompt_lr_mult)
-
-    def adamw(s):
-        return optax.adamw(s, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=config.weight_decay)
-
-    no_decay = optax.adamw(sched, b1=config.b1, b2=config.b2, eps=config.eps, weight_decay=0.0)
-    tx = optax.multi_transform({"base": adamw(sched), "prompt": adamw(lambda t: mult * sched(t)),
-                                "no_decay": no_decay,  # tasks label e.g. biases / norms 'no_decay'
-                                "frozen": optax.set_to_zero()}, param_labels(params, label_fn))
-    if config.grad_clip > 0:
-        tx = optax.chain(optax.clip_by_global_norm(config.grad_clip), tx)
-    return tx, sched
 
 
 # ----------------------------------------------------------------------------- steps
@@ -236,6 +129,7 @@ def make_train_step(task, tx, sched, *, accum: int, mesh: Mesh, state_sharding, 
                    donate_argnums=(0,))
 
 
+
 # ----------------------------------------------------------------------------- setup
 
 class Setup:
@@ -293,49 +187,6 @@ def _shape_tree(tree):
                                                                  if not hasattr(x, "dtype") else x.dtype), tree)
 
 
-# ----------------------------------------------------------------------------- checkpoints
-
-def _managers(workdir: str, config, create: bool = True):
-    import orbax.checkpoint as ocp
-    opts = ocp.CheckpointManagerOptions(max_to_keep=int(config.keep_checkpoints), create=create,
-                                        enable_async_checkpointing=bool(config.async_checkpointing))
-    latest = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"), options=opts)
-    best_opts = ocp.CheckpointManagerOptions(max_to_keep=1, create=create, best_fn=lambda m: m["primary"],
-                                             best_mode="max", enable_async_checkpointing=False)
-    best = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "best"), options=best_opts)
-    return latest, best
-
-
-def _save(mgr, state, step: int, force: bool = False):
-    import orbax.checkpoint as ocp
-    mgr.save(step, args=ocp.args.StandardSave(state), force=force)
-
-
-def restore_state(mgr, abstract_with_sharding, step: Optional[int] = None):
-    import orbax.checkpoint as ocp
-    step = mgr.latest_step() if step is None else step
-    return mgr.restore(step, args=ocp.args.StandardRestore(abstract_with_sharding))
-
-
-def load_checkpoint_params(workdir: str, step: Optional[int] = None, which: str = "checkpoints") -> dict:
-    """Numpy params of the latest (or given) checkpoint in workdir/checkpoints (or workdir/best)."""
-    import orbax.checkpoint as ocp
-    path = os.path.join(os.path.abspath(workdir), which)
-    with ocp.CheckpointManager(path, item_handlers=ocp.StandardCheckpointHandler(),
-                               options=ocp.CheckpointManagerOptions(create=False)) as mgr:
-        step = mgr.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {path}")
-        # Restore onto this host's first CPU device, whatever the saving run's device count (a pod's
-        # checkpoint loads on a laptop): orbax needs a target tree for a different topology.
-        meta = mgr.item_metadata(step)
-        cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-        target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
-                                        getattr(meta, "tree", meta))
-        restored = mgr.restore(step, args=ocp.args.StandardRestore(target))
-    tree = restored["params"] if which == "checkpoints" else restored
-    return jax.tree_util.tree_map(np.asarray, tree)
-
 
 # ----------------------------------------------------------------------------- logging helpers
 
@@ -366,6 +217,7 @@ class _JsonLog:
                 f.write(json.dumps(rec) + "\n")
 
 
+
 # ----------------------------------------------------------------------------- evaluation
 
 def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Optional[dict] = None) -> dict:
@@ -388,6 +240,7 @@ def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Opti
             if isinstance(v, dict) and "results" in v:
                 print(f"== {config.name}: {k}\n" + task.format_results(v), flush=True)
     return out
+
 
 
 

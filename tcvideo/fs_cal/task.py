@@ -333,7 +333,7 @@ class FSCALTask(Task):
 
     def predict_episodes(self, params, params_sharding, mesh, specs: list[dict]) -> list[dict]:
         """Detections of each episode: {'id', 'label', 'gt', 'segments', 'scores'}."""
-        from tcvideo.core.train import global_array
+        from tcvideo.core.sharding import global_array
         sampler = self.samplers["test"]  # materialisation only needs the source and the lengths
         fn = self.predict_fn(mesh, params_sharding)
         data_sh = NamedSharding(mesh, P("data"))

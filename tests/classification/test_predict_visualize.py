@@ -98,13 +98,14 @@ def test_predict_text_output_classes_file_and_errors(files, capsys, tmp_path):
 def test_workdir_checkpoint(files, model, tmp_path):
     """A training workdir (config.json + orbax checkpoints/) loads with its training classes and eval settings."""
     from tcvideo.core import train
+    from tcvideo.core import checkpoints
     from tcvideo.core import model_dir as store
     cfg = notebook.load_config("configs/demo.py")
     cfg.async_checkpointing = False
     params, _ = store.load_model(files["model"])
     train.save_resolved_config(cfg, str(tmp_path))
-    latest, best = train._managers(str(tmp_path), cfg)
-    train._save(latest, {"params": params, "step": np.int32(7)}, 7)
+    latest, best = checkpoints._managers(str(tmp_path), cfg)
+    checkpoints._save(latest, {"params": params, "step": np.int32(7)}, 7)
     latest.wait_until_finished()
     latest.close()
     best.close()

@@ -89,7 +89,7 @@ def _signal_after_first_checkpoint(targets: list, timeout: float = 900) -> list:
 
 
 def test_kill9_and_resume_is_bit_identical(runs):
-    from tcvideo.core.train import load_checkpoint_params
+    from tcvideo.core.checkpoints import load_checkpoint_params
     assert runs["killed_after"] is not None and runs["killed_after"] < TOTAL, "victim was not killed mid-run"
     resume_log = open(runs["victim"] + ".resume.log").read()
     assert "resumed from step" in resume_log
@@ -130,9 +130,9 @@ def test_checkpoint_loads_on_another_device_count(runs, tmp_path):
     import sys
 
     import jax
-    from tcvideo.core.train import load_checkpoint_params
+    from tcvideo.core.checkpoints import load_checkpoint_params
     out = str(tmp_path / "params.npz")
-    code = ("import sys, jax, numpy as np; from tcvideo.core.train import load_checkpoint_params; "
+    code = ("import sys, jax, numpy as np; from tcvideo.core.checkpoints import load_checkpoint_params; "
             "assert jax.device_count() == 1; p = load_checkpoint_params(sys.argv[1], int(sys.argv[2])); "
             "np.savez(sys.argv[3], *jax.tree_util.tree_leaves(p))")
     r = subprocess.run([sys.executable, "-c", code, runs["ref"], str(TOTAL), out], cwd=tf_.REPO, env=tf_.env(1),

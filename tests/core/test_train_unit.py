@@ -10,6 +10,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 import train_fixtures as tf_
 from tcvideo.core import train
+from tcvideo.core import optimizer, sharding
 from tcvideo.classification.ensemble import weight_ensemble
 
 
@@ -18,14 +19,14 @@ def _setup(variant="vifi_clip", **kw):
     s = train.Setup(cfg)
     init = s.task.init_params()
     abstract = s.abstract_state(train._shape_tree(init))
-    sh = train.state_shardings(abstract, s.mesh, cfg.fsdp)
+    sh = sharding.state_shardings(abstract, s.mesh, cfg.fsdp)
     tx, sched = s.optimizer(abstract["params"])
     return cfg, s, init, sh, tx, sched
 
 
 def _state(cfg, init, sh, tx, loss_scale=1.0):
     st = train.initial_state(init, sh, tx, cfg)
-    st["loss_scale"] = train.replicated_value(np.float32(loss_scale), sh["loss_scale"])
+    st["loss_scale"] = sharding.replicated_value(np.float32(loss_scale), sh["loss_scale"])
     return st
 
 
@@ -36,7 +37,7 @@ def _batch(s, n=8, seed=0):
     labels = rng.integers(0, 4, n)
     targets = np.eye(4, dtype=np.float32)[labels] * 0.9 + 0.025
     sh = NamedSharding(s.mesh, P("data"))
-    return {"video": train.global_array(video, sh), "targets": train.global_array(targets, sh)}
+    return {"video": sharding.global_array(video, sh), "targets": sharding.global_array(targets, sh)}
 
 
 def _np(tree):
@@ -80,7 +81,7 @@ def test_frozen_token_embedding_and_prompt_lr():
 
 
 def test_lr_schedule_warmup_and_cosine():
-    f = train.lr_schedule(1.0, 0.01, warmup_steps=10, total_steps=100)
+    f = optimizer.lr_schedule(1.0, 0.01, warmup_steps=10, total_steps=100)
     assert float(f(0)) == 0.0
     assert float(f(5)) == pytest.approx(0.5)
     assert float(f(50)) == pytest.approx(0.01 + 0.99 * 0.5, rel=1e-5)
@@ -125,7 +126,7 @@ def test_nan_guard_stops_and_keeps_last_good_checkpoint(tmp_path):
     msg = str(e.value)
     assert "last good checkpoint" in msg
     failed_at = int(msg.split("at step ")[1].split(":")[0])
-    from tcvideo.core.train import load_checkpoint_params
+    from tcvideo.core.checkpoints import load_checkpoint_params
     import orbax.checkpoint as ocp
     with ocp.CheckpointManager(str(tmp_path / "checkpoints")) as mgr:
         last = mgr.latest_step()
@@ -153,9 +154,9 @@ def test_weight_ensemble_semantics():
 
 
 def test_fsdp_shards_largest_divisible_axis():
-    assert train.fsdp_spec((64, 256), 4, True) == P(None, "data")
-    assert train.fsdp_spec((3, 5), 4, True) == P()
-    assert train.fsdp_spec((64, 256), 4, False) == P()
+    assert sharding.fsdp_spec((64, 256), 4, True) == P(None, "data")
+    assert sharding.fsdp_spec((3, 5), 4, True) == P()
+    assert sharding.fsdp_spec((64, 256), 4, False) == P()
     cfg, s, init, sh, tx, sched = _setup(**{"fsdp": True, "lr": 1e-2, "warmup_epochs": 0, "eps": 1.0})
     spec = sh["params"]["visual"]["conv1"]["kernel"].spec if "conv1" in sh["params"]["visual"] else None
     specs = [x.spec for x in jax.tree_util.tree_leaves(sh["params"])]
@@ -176,17 +177,17 @@ def test_fsdp_shards_largest_divisible_axis():
 def test_multihost_auto_detection():
     """jax.distributed is initialised on TPU pods, under Slurm with several tasks, or when asked."""
     cfg = tf_.tiny_config()
-    assert not train.distributed_requested(cfg, {})
-    assert not train.distributed_requested(cfg, {"SLURM_NTASKS": "1", "SLURM_PROCID": "0"})  # one srun task
-    assert train.distributed_requested(cfg, {"SLURM_NTASKS": "8"})
-    assert train.distributed_requested(cfg, {"TPU_WORKER_HOSTNAMES": "t0,t1"})
-    assert train.distributed_requested(cfg, {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"})
+    assert not sharding.distributed_requested(cfg, {})
+    assert not sharding.distributed_requested(cfg, {"SLURM_NTASKS": "1", "SLURM_PROCID": "0"})  # one srun task
+    assert sharding.distributed_requested(cfg, {"SLURM_NTASKS": "8"})
+    assert sharding.distributed_requested(cfg, {"TPU_WORKER_HOSTNAMES": "t0,t1"})
+    assert sharding.distributed_requested(cfg, {"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234"})
     cfg.multihost = "false"
-    assert not train.distributed_requested(cfg, {"SLURM_NTASKS": "8"})
+    assert not sharding.distributed_requested(cfg, {"SLURM_NTASKS": "8"})
     cfg.multihost = "true"
-    assert train.distributed_requested(cfg, {})
+    assert sharding.distributed_requested(cfg, {})
     cfg.multihost, cfg.coordinator_address = "auto", "127.0.0.1:1"
-    assert train.distributed_requested(cfg, {})
+    assert sharding.distributed_requested(cfg, {})
 
 
 def test_remat_gives_the_same_loss_and_gradients():

@@ -14,6 +14,7 @@ import pytest
 
 import train_fixtures as tf_
 from tcvideo.core import train
+from tcvideo.core import checkpoints, optimizer
 from tcvideo.clip import model as clip_lib
 from tcvideo.victr import model as V
 from tcvideo.victr.family import victr_config_defaults
@@ -205,7 +206,7 @@ def test_gradients_reach_every_parameter_group():
         return -jax.nn.log_softmax(logits)[jnp.arange(2), jnp.array([0, 2])].mean()
 
     grads = jax.jit(jax.grad(loss))(params)
-    flat = {train.path_str(k): float(jnp.abs(g).sum()) for k, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
+    flat = {optimizer.path_str(k): float(jnp.abs(g).sum()) for k, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
     # CLIP token embedding rows of unused tokens get no gradient: check that the used rows do
     assert flat.pop("text/token_embedding/embedding") > 0
     dead = sorted(k for k, v in flat.items() if not v > 0)
@@ -312,7 +313,7 @@ def test_short_synthetic_training_learns_through_cli(tmp_path):
     assert logs[-1]["train/loss"] < logs[0]["train/loss"]
     # head and towers were updated; CLIP's token embedding stayed frozen (task default)
     from tcvideo.victr.family import initial_params, model_config
-    trained = train.load_checkpoint_params(workdir)
+    trained = checkpoints.load_checkpoint_params(workdir)
     cfg = train_config_from(cfg_file)
     init = initial_params(cfg, model_config(cfg))
     np.testing.assert_array_equal(trained["text"]["token_embedding"]["embedding"],
