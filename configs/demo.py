@@ -8,7 +8,7 @@ turn 'moving left' into 'moving right').
 """
 import ml_collections
 
-from tcvideo.core.config import base_config
+from tcvideo.classification.config import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -38,7 +38,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.warmup_epochs = 2
     c.lr = 1e-3
     c.min_lr = 1e-5
-    c.prompt_lr_mult = 1.0
+    c.lr_mults.prompt = 1.0
     c.weight_decay = 0.001
     c.grad_clip = 1.0
     c.log_every = 20

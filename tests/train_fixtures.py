@@ -11,7 +11,7 @@ sys.path.insert(0, REPO)
 
 
 def tiny_config(variant: str = "tc_clip", **overrides) -> ml_collections.ConfigDict:
-    from tcvideo.core.config import base_config
+    from tcvideo.classification.config import base_config
     c = base_config()
     c.name = "tiny"
     c.model.variant = variant

@@ -4,7 +4,7 @@ from tcvideo.core.config import config_module
 
 _common = config_module(__file__, "common.py")
 recipe = _common.recipe
-from tcvideo.core.config import eval_target  # noqa: E402
+from tcvideo.classification.config import eval_target  # noqa: E402
 
 
 def get_config():

@@ -1,7 +1,7 @@
 """Shared pieces of the official TC-CLIP recipe configs (imported by the sibling config files)."""
 import ml_collections
 
-from tcvideo.core.config import base_config, eval_target
+from tcvideo.classification.config import base_config, eval_target
 
 
 def recipe(name: str, protocol: str, *, epochs: int, warmup: int, lr: float, min_lr: float, batch: int,

@@ -5,11 +5,11 @@ The paper's own few-/zero-shot hyper-parameters are not public, so the TC-CLIP r
 Auxiliary prompts: configs/victr/aux_prompts_generic.json (objects, scenes); give a dataset-specific
 file with --config.model.victr.aux_prompts=... (JSON {category: [texts]}).
 """
-import importlib.util
 import os
 
 import ml_collections
 
+from tcvideo.core.config import config_module
 from tcvideo.victr.family import victr_config_defaults
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -17,11 +17,7 @@ GENERIC_AUX = os.path.join(HERE, "aux_prompts_generic.json")
 
 
 def _tc_clip_common():
-    # Loaded by path: both config folders have a module named "common".
-    spec = importlib.util.spec_from_file_location("tc_clip_common", os.path.join(HERE, "..", "tc_clip", "common.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return config_module(__file__, "../tc_clip/common.py")
 
 
 def victr_model(c: ml_collections.ConfigDict, **fields) -> ml_collections.ConfigDict:

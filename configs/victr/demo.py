@@ -6,7 +6,6 @@ data, schedule and budget as TC-CLIP's demo (configs/demo.py) so the two can be 
 Four temporal classes in two time-reversed pairs (chance 25%; order-blind models cannot beat 50%).
 Auxiliary prompts: configs/victr/aux_prompts_synthetic.json (shapes, scenes).
 """
-import importlib.util
 import os
 
 import ml_collections
@@ -18,11 +17,7 @@ HERE, victr_model = _common.HERE, _common.victr_model
 
 
 def _tc_clip_demo_config() -> ml_collections.ConfigDict:
-    # configs/demo.py, loaded by path (this file is also called demo.py)
-    spec = importlib.util.spec_from_file_location("tc_clip_demo_config", os.path.join(HERE, "..", "demo.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
+    return config_module(__file__, "../demo.py").get_config()  # TC-CLIP's demo (this file is also demo.py)
 
 
 def get_config() -> ml_collections.ConfigDict:

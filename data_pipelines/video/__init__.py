@@ -9,32 +9,28 @@ split (`__len__`, `labels`, `num_frames(i)`, `get_frames(i, indices)`, `is_jpeg`
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable
 
-DATASETS: dict[str, Callable[..., Any]] = {}
+from tcvideo.core.registry import Registry
 
 # Modules that register the built-in datasets, imported on first lookup so that
 # `import data_pipelines.video` does not pull in TensorFlow.
 _BUILTIN_MODULES = ("data_pipelines.video.synthetic_source", "data_pipelines.video.video_folder")
 
 
+def _import_builtin() -> None:
+    for mod in _BUILTIN_MODULES:
+        importlib.import_module(mod)
+
+
+DATASETS = Registry("dataset", _import_builtin)
+
+
 def register_dataset(name: str):
     """Decorator registering a dataset factory under `name`."""
-
-    def wrap(fn):
-        if name in DATASETS and DATASETS[name] is not fn:
-            raise ValueError(f"dataset {name!r} is already registered")
-        DATASETS[name] = fn
-        return fn
-
-    return wrap
+    return DATASETS.register(name)
 
 
 def get_dataset(name: str, **kwargs):
-    """Instantiate the dataset registered as `name` (kwargs go to its factory)."""
-    if name not in DATASETS:
-        for mod in _BUILTIN_MODULES:
-            importlib.import_module(mod)
-    if name not in DATASETS:
-        raise KeyError(f"unknown dataset {name!r}; registered: {sorted(DATASETS)}")
-    return DATASETS[name](**kwargs)
+    """Instantiate the dataset registered as `name` (kwargs go to its factory); KeyError listing the
+    registered names for an unknown one."""
+    return DATASETS.lookup(name)(**kwargs)

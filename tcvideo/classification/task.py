@@ -3,7 +3,8 @@ models ("model families") trained with soft-target cross-entropy and evaluated b
 softmax averaged over clips x crops, grouped per protocol (zero-shot splits mean/std, base-to-novel
 harmonic mean).
 
-A model family is registered in ``MODEL_FAMILIES`` (``config.model.family``; TC-CLIP is "tc_clip").
+A model family is registered in ``FAMILIES`` (``config.model.family``) by a ``tcvideo/<system>/family.py``
+module (TC-CLIP: ``tcvideo/tc_clip/family.py``, VicTR: ``tcvideo/victr/family.py``).
 Its module must map ``apply({'params': p}, video [B, T, H, W, 3], ids [C, L]) -> {'logits': [B, C]}``
 and its model config must carry ``prompt_context_length`` and ``split_camel_case`` (class prompts).
 """
@@ -19,67 +20,39 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from tcvideo.core import config as train_config
-from tcvideo.core.registry import register_task
-from tcvideo.core.task import Task
+from tcvideo.classification import config as cls_config
 from tcvideo.core.config import ConfigError
+from tcvideo.core.registry import Registry, discover_systems, register_task
+from tcvideo.core.task import Task
 
 
 # ----------------------------------------------------------------------------- model families
 
 @dataclasses.dataclass(frozen=True)
 class ModelFamily:
-    """How the classification task builds one family of video-text models."""
+    """How the classification task builds one family of video-text models (``config.model.family``)."""
 
     model_config: Callable[[ml_collections.ConfigDict], Any]  # training config -> model config (ConfigError)
     build: Callable[..., Any]  # (model config, dtype=, remat=) -> flax module
     init_params: Callable[[ml_collections.ConfigDict, Any], dict]  # (training config, model config) -> numpy
+    # Parameter groups (Task.param_rules): (regex on "a/b/c", group) pairs.
+    param_rules: tuple[tuple[str, str], ...] = ()
 
 
-MODEL_FAMILIES: dict[str, ModelFamily] = {}
+# Filled by tcvideo/<system>/family.py modules (tc_clip, victr), found by the same discovery as tasks.
+FAMILIES = Registry("model family", discover_systems)
 
 
 def register_model_family(name: str, family: ModelFamily) -> None:
-    if name in MODEL_FAMILIES and MODEL_FAMILIES[name] is not family:
-        raise ValueError(f"model family {name!r} is already registered")
-    MODEL_FAMILIES[name] = family
+    FAMILIES.register(name, family)
 
 
-def load_clip_params(path: str):
-    """OpenAI .pt file or tcvideo CLIP model dir -> (CLIPConfig, params)."""
-    if os.path.isdir(path):
-        from tcvideo.core import model_dir as store
-        from tcvideo.clip import model as clip_lib
-        params, meta = store.load_model(path)
-        return clip_lib.CLIPConfig.from_dict(meta["config"]), params
-    from tcvideo.clip.convert.openai import convert_file
-    return convert_file(path)
-
-
-def tc_clip_initial_params(config, mc) -> dict:
-    """Numpy TC-CLIP params before fine-tuning: from init_checkpoint, from CLIP (init_clip), or random."""
-    from tcvideo.tc_clip import model as tc_lib
-    if config.init_checkpoint:
-        from tcvideo.core import model_dir as store
-        params, _ = store.load_model(config.init_checkpoint)
-        return jax.tree_util.tree_map(np.asarray, params)
-    if config.init_clip:
-        from tcvideo.tc_clip.convert import clip_init_params
-        clip_cfg, clip_params = load_clip_params(config.init_clip)
-        if clip_cfg != mc.clip:
-            raise ConfigError(f"config.init_clip: checkpoint is {clip_cfg} but config.model.clip is {mc.clip}")
-        return clip_init_params(clip_params, mc, rng=np.random.default_rng(config.seed))
-    with jax.default_device(jax.local_devices(backend="cpu")[0]):
-        p = tc_lib.init_params(mc, jax.random.PRNGKey(config.seed))
-    return jax.tree_util.tree_map(np.asarray, p)
-
-
-def _build_tc_clip(mc, dtype, remat: bool = False):
-    from tcvideo.tc_clip.model import TCCLIP
-    return TCCLIP(mc, dtype=dtype, param_dtype=jnp.float32, remat=remat)
-
-
-register_model_family("tc_clip", ModelFamily(train_config.model_config, _build_tc_clip, tc_clip_initial_params))
+def get_family(name: str, field: str = "config.model.family") -> ModelFamily:
+    """The family registered as ``name``; ConfigError naming ``field`` when there is none."""
+    try:
+        return FAMILIES.lookup(name)
+    except KeyError as e:
+        raise ConfigError(f"{field}: {e.args[0]}") from None
 
 
 # ----------------------------------------------------------------------------- prompts, loss, eval step
@@ -87,7 +60,7 @@ register_model_family("tc_clip", ModelFamily(train_config.model_config, _build_t
 def class_prompts(data_cfg, mc, prefix: str, llm_path: str = "") -> np.ndarray:
     """Token ids [C, L] of the class prompts of a dataset (or of an LLM-description file)."""
     from data_pipelines.video.input_pipeline import dataset_info
-    from tcvideo.tc_clip import prompting
+    from tcvideo.classification import prompts as prompting
     if llm_path:
         texts = prompting.load_llm_descriptions(llm_path)
         return prompting.tokenize_prompts(texts, mc.prompt_context_length, prefix, split_camel_case=False)
@@ -153,11 +126,8 @@ class VideoClassificationTask(Task):
 
     def __init__(self, config):
         super().__init__(config)
-        family = config.model.get("family", "tc_clip")
-        if family not in MODEL_FAMILIES:
-            raise ConfigError(f"config.model.family: unknown model family {family!r}; known: {sorted(MODEL_FAMILIES)}")
-        self.family = MODEL_FAMILIES[family]
-        v = train_config.validate(config, model_config_fn=self.family.model_config)
+        self.family = get_family(config.model.get("family", "tc_clip"))
+        v = cls_config.validate(config, model_config_fn=self.family.model_config)
         self.mc, self.info, self.eval_info = v["model"], v["info"], v["eval_info"]
         self.num_train_examples = self.info["num_examples"][config.data.train_split]
         self.model = self.family.build(self.mc, dtype=self.compute_dtype, remat=bool(config.remat))
@@ -169,6 +139,9 @@ class VideoClassificationTask(Task):
 
     def init_params(self) -> dict:
         return self.family.init_params(self.config, self.mc)
+
+    def param_rules(self):
+        return self.family.param_rules
 
     def train_iterator(self, *, global_batch_size: int, seed: int, start_step: int, process_index: int,
                        process_count: int) -> Iterator[dict]:
@@ -197,7 +170,7 @@ class VideoClassificationTask(Task):
                                 lambda: make_eval_step(self.model, mesh, params_sharding, self.compute_dtype))
         data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
         results = {}
-        for name, (group, data) in train_config.eval_targets(c).items():
+        for name, (group, data) in cls_config.eval_targets(c).items():
             t_cfg = c.eval.datasets.get(name, None) if len(c.eval.datasets) else None
             llm = (t_cfg.get("llm_descriptions", "") if t_cfg is not None else "") or \
                 (c.llm_descriptions if data.name == c.data.name else "")
@@ -213,6 +186,20 @@ class VideoClassificationTask(Task):
             results[name] = {"top1": 100.0 * total[0] / n, "top5": 100.0 * total[1] / n, "count": int(total[2]),
                              "group": group, "views": f"{num_clips}x{num_crops}"}
         return results
+
+    def final_evaluate(self, params, params_sharding, mesh) -> dict:
+        """The fine-tuned params and, when ``config.wise_ft_weight >= 0``, the WiSE-FT ensemble
+        ``(1 - w) * initial + w * fine-tuned`` (``ensemble.weight_ensemble``)."""
+        out = super().final_evaluate(params, params_sharding, mesh)
+        w = self.config.wise_ft_weight
+        if w >= 0:
+            from tcvideo.classification.ensemble import weight_ensemble
+            from tcvideo.core.sharding import replicated_value
+            fine_tuned = jax.tree_util.tree_map(np.asarray, jax.device_get(params))
+            fused = weight_ensemble(self.init_params(), fine_tuned, w)
+            fused = jax.tree_util.tree_map(replicated_value, fused, params_sharding)
+            out[f"wise_ft_w{w:g}"] = self.evaluate(fused, params_sharding, mesh)
+        return out
 
     def format_results(self, out: dict) -> str:
         return format_table(out["results"], out["summary"])

@@ -1,8 +1,9 @@
-"""The interface between the trainer and a task (see ``tcvideo/tasks/__init__.py``)."""
+"""The interface between the trainer and a task (registry: ``tcvideo/core/registry.py``)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+import re
+from typing import Any, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -10,9 +11,6 @@ import numpy as np
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
-# Parameter paths (as "a/b/c") the default ``param_label`` treats specially.
-FROZEN = ("text/token_embedding",)       # CLIP token embeddings: buffers in the reference code
-PROMPT = ("text/ctx", "prompt_generation")  # learnable prompts / video-conditional prompting: 10x lr
 
 
 class Task:
@@ -64,14 +62,26 @@ class Task:
         does not track it."""
         return None
 
+    def final_evaluate(self, params, params_sharding, mesh) -> dict:
+        """The evaluations at the end of training / of ``tcvideo eval``: {name: ``evaluate`` output}. Tasks
+        add variants of the params here (e.g. video classification's WiSE-FT ensemble)."""
+        return {"fine_tuned": self.evaluate(params, params_sharding, mesh)}
+
     def format_results(self, out: dict) -> str:
         """A printed table of ``evaluate``'s output."""
         return json.dumps({k: out[k] for k in ("results", "summary") if k in out}, indent=2, default=float)
 
+    def param_rules(self) -> Sequence[tuple[str, str]]:
+        """Parameter groups of this task: (regex searched in the path "a/b/c", label) pairs, first match
+        wins, unmatched leaves are 'base'. Labels: 'base', 'frozen' (never updated), 'no_decay' (no weight
+        decay), or a key of ``config.lr_mults`` (lr x that multiplier, weight decay as 'base')."""
+        return ()
+
     def param_label(self, path: str) -> str:
-        """'base', 'prompt' (lr x config.prompt_lr_mult), 'no_decay' (no weight decay) or 'frozen' (never updated)."""
-        if any(path.startswith(f) for f in FROZEN):
-            return "frozen"
-        if any(p in path for p in PROMPT):
-            return "prompt"
-        return "base"
+        """The group of one parameter: ``config.param_rules`` first (a config can regroup any parameter),
+        then the task's ``param_rules``."""
+        rules = getattr(self, "_compiled_rules", None)
+        if rules is None:
+            pairs = [tuple(r) for r in self.config.get("param_rules", ())] + list(self.param_rules())
+            rules = self._compiled_rules = [(re.compile(rx), label) for rx, label in pairs]
+        return next((label for rx, label in rules if rx.search(path)), "base")

@@ -7,9 +7,9 @@ devices and sharding (``sharding.py``), optimizer (``optimizer.py``), checkpoint
   'data' (``jax.make_array_from_process_local_data``); params / optimizer state are replicated, or
   sharded along their largest divisible axis with ``config.fsdp``. One ``jax.jit`` train step
   with explicit in/out shardings; multi-host through ``jax.distributed.initialize``.
-* Optimisation (official TC-CLIP recipe): AdamW (0.9, 0.98, 1e-8), weight decay on every trainable
-  parameter; per-step cosine schedule with linear warmup from 0; the task labels parameters 'prompt'
-  (``prompt_lr_mult`` x lr) or 'frozen'; optional global-norm clipping; gradient accumulation by
+* Optimisation: AdamW, per-step cosine schedule with linear warmup from 0; parameter groups from the
+  task's ``param_rules`` and ``config.param_rules`` ('frozen', 'no_decay', or a group with a
+  ``config.lr_mults`` multiplier); optional global-norm clipping; gradient accumulation by
   ``lax.scan`` over micro-batches; float32 params with float32 / bfloat16 / float16 compute (float16:
   dynamic loss scaling); optional rematerialisation of transformer blocks (``config.remat``).
 * Resume: the data stream is a pure function of (seed, step), so a checkpoint holds the train
@@ -32,7 +32,7 @@ import optax
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from tcvideo.core import config as train_config
+from tcvideo.core import config as core_config
 from tcvideo.core.checkpoints import _managers, _save, load_checkpoint_params, restore_state
 from tcvideo.core.config import ConfigError
 from tcvideo.core.optimizer import make_optimizer, param_labels
@@ -138,7 +138,7 @@ class Setup:
     def __init__(self, config, workdir: Optional[str] = None):
         from tcvideo.core.registry import get_task
         maybe_initialize_distributed(config)
-        train_config.validate_common(config)
+        core_config.validate_common(config)
         self.config, self.workdir = config, workdir
         self.task = get_task(config)
         self.mesh = make_mesh()
@@ -221,16 +221,9 @@ class _JsonLog:
 # ----------------------------------------------------------------------------- evaluation
 
 def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Optional[dict] = None) -> dict:
-    """task.evaluate of the params (and of the WiSE-FT ensemble when config.wise_ft_weight >= 0);
-    writes workdir/eval_results.json and prints the tables."""
+    """``task.final_evaluate`` of the params; writes workdir/eval_results.json and prints the tables."""
     config, task = setup.config, setup.task
-    out = {"fine_tuned": task.evaluate(params, params_sharding, setup.mesh)}
-    if config.wise_ft_weight >= 0:
-        from tcvideo.classification.ensemble import weight_ensemble
-        fused = weight_ensemble(task.init_params(), jax.tree_util.tree_map(np.asarray, jax.device_get(params)),
-                                config.wise_ft_weight)
-        fused = jax.tree_util.tree_map(replicated_value, fused, params_sharding)
-        out[f"wise_ft_w{config.wise_ft_weight:g}"] = task.evaluate(fused, params_sharding, setup.mesh)
+    out = task.final_evaluate(params, params_sharding, setup.mesh)
     if extra:
         out.update(extra)
     if jax.process_index() == 0:
@@ -240,8 +233,6 @@ def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Opti
             if isinstance(v, dict) and "results" in v:
                 print(f"== {config.name}: {k}\n" + task.format_results(v), flush=True)
     return out
-
-
 
 
 # ----------------------------------------------------------------------------- train

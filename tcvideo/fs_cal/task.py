@@ -85,12 +85,10 @@ def fs_cal_base_config() -> ml_collections.ConfigDict:
     from tcvideo.core.config import base_config
     c = base_config()
     c.task = "fs_cal"
-    c.model.family = "fs_cal"
     c.fs_cal = default_fs_cal_config()
     c.lr = 1e-4
     c.min_lr = 1e-6
     c.weight_decay = 1e-4
-    c.prompt_lr_mult = 1.0
     c.eval.batch_size = 16
     return c
 

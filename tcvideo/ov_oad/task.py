@@ -241,15 +241,11 @@ class OVOADTask(Task):
             p = clip_initialised(p, self.mc, self.config.init_clip)
         return p
 
-    def param_label(self, path: str) -> str:
-        if path.startswith("zs_") or path.startswith("text/token_embedding"):
-            return "frozen"
-        if path.startswith("text/text_projection"):  # unused: OV-OAD's text tower stops before it
-            return "frozen"
-        leaf = path.rsplit("/", 1)[-1]
-        if leaf in ("bias", "scale", "in_proj_bias") or path in ("logit_scale", "multi_label_logit_scale"):
-            return "no_decay"  # no weight decay on 1-D params / biases (released recipe)
-        return "base"
+    def param_rules(self):
+        # The frozen zero-shot CLIP towers and CLIP's token embedding; the text projection is unused
+        # (OV-OAD's text tower stops before it); no weight decay on 1-D params / biases (released recipe).
+        return (("^zs_", "frozen"), ("^text/token_embedding", "frozen"), ("^text/text_projection", "frozen"),
+                ("(^|/)(bias|scale|in_proj_bias)$", "no_decay"), ("^(logit_scale|multi_label_logit_scale)$", "no_decay"))
 
     # -- loss
     def loss(self, params, batch, rng):
@@ -304,8 +300,8 @@ class OVOADTask(Task):
 def clip_initialised(params: dict, mc: oad.OVOADConfig, path: str) -> dict:
     """Copy a CLIP checkpoint into OV-OAD params: the text tower (and the frozen zero-shot tower), the
     saliency projector and zero-shot visual projection from CLIP's visual projection."""
-    from tcvideo.classification.task import load_clip_params
-    clip_cfg, clip = load_clip_params(path)
+    from tcvideo.clip.loader import load_clip
+    clip_cfg, clip = load_clip(path)
     clip = jax.tree_util.tree_map(np.asarray, clip)
     if (clip_cfg.text_width, clip_cfg.embed_dim, clip_cfg.vision_width) != (mc.text.text_width, mc.text.text_width, mc.feature_dim):
         raise ConfigError(f"config.init_clip: {path} has text width {clip_cfg.text_width} / vision width "

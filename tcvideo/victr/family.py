@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from tcvideo.core import config as train_config
-from tcvideo.classification.task import ModelFamily, load_clip_params, register_model_family
+from tcvideo.classification.config import check_input_size, clip_config
+from tcvideo.classification.task import ModelFamily, register_model_family
+from tcvideo.clip.loader import load_clip
 from tcvideo.core.config import ConfigError
 
 
@@ -39,7 +40,7 @@ def model_config(config):
     from tcvideo.victr import model as victr_lib
     from tcvideo.clip.model import get_config
 
-    clip = get_config(train_config.clip_config(config))
+    clip = get_config(clip_config(config))
     if "victr" not in config.model:
         raise ConfigError("config.model.victr: missing; start from tcvideo.victr.family.victr_config_defaults()")
     v = config.model.victr.to_dict()
@@ -69,9 +70,7 @@ def model_config(config):
     except ValueError as e:
         raise ConfigError(f"config.model.victr.aux_prompts: {path}: {str(e).splitlines()[0]} "
                           f"(prompt_context_length={mc.prompt_context_length})") from e
-    if mc.clip.image_resolution != config.data.input_size:
-        raise ConfigError(f"config.data.input_size: {config.data.input_size} differs from the model's "
-                          f"image_resolution {mc.clip.image_resolution}")
+    check_input_size(config, mc)
     return mc
 
 
@@ -85,7 +84,7 @@ def initial_params(config, mc) -> dict:
     from tcvideo.victr import model as victr_lib
     rng = jax.random.PRNGKey(config.seed)
     if config.init_clip:
-        clip_cfg, clip_params = load_clip_params(config.init_clip)
+        clip_cfg, clip_params = load_clip(config.init_clip)
         if clip_cfg != mc.clip:
             raise ConfigError(f"config.init_clip: checkpoint is {clip_cfg} but config.model.clip is {mc.clip}")
         try:
@@ -97,5 +96,8 @@ def initial_params(config, mc) -> dict:
     return jax.tree_util.tree_map(np.asarray, p)
 
 
-FAMILY = ModelFamily(model_config, build, initial_params)
+# CLIP's token embedding stays frozen, as in the TC-CLIP recipe VicTR's configs borrow.
+PARAM_RULES = (("^text/token_embedding", "frozen"),)
+
+FAMILY = ModelFamily(model_config, build, initial_params, PARAM_RULES)
 register_model_family("victr", FAMILY)

@@ -27,7 +27,7 @@ def test_unknown_dataset(tmp_path):
 
 
 def test_unknown_eval_dataset(tmp_path):
-    from tcvideo.core.config import eval_target
+    from tcvideo.classification.config import eval_target
     cfg = tf_.tiny_config()
     cfg.eval.datasets.hmdb_s1 = eval_target("hmdb51", name="video_folder", data_dir=str(tmp_path / "nope"))
     _fails(cfg, "eval.datasets.hmdb_s1.data.data_dir", tmp_path)
@@ -74,17 +74,12 @@ def test_command_line_one_line_error(tmp_path):
 
 def test_every_config_file_loads_in_one_process():
     """All configs/**.py get_config() in one process: folders' same-named helpers (common.py) must not
-    collide (they are imported by path through train_config.config_module)."""
+    collide (they are imported by path through core.config.config_module)."""
     import glob
-    import importlib.util
+    from tcvideo.core.config import load_config_file
     files = [f for f in sorted(glob.glob(os.path.join(tf_.REPO, "configs", "**", "*.py"), recursive=True))
              if not f.endswith("common.py")]
-    names = {}
-    for f in files:
-        spec = importlib.util.spec_from_file_location("cfg_" + str(abs(hash(f))), f)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        names[os.path.relpath(f, tf_.REPO)] = mod.get_config()
+    names = {os.path.relpath(f, tf_.REPO): load_config_file(f) for f in files}
     assert len(names) >= 21
     assert names["configs/victr/few_shot.py"].model.family == "victr"
     assert names["configs/tc_clip/few_shot.py"].model.family == "tc_clip"

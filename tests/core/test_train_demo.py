@@ -1,19 +1,15 @@
 """The demo config (configs/demo.py) trains a small TC-CLIP from random init on synthetic videos and
 beats chance on held-out videos. Slow (~3-5 CPU minutes): the full demo schedule is needed."""
-import importlib.util
 import json
 import os
 
 import train_fixtures as tf_
 from tcvideo.core import train
+from tcvideo.core.config import load_config_file
 
 
 def test_demo_learns(tmp_path):
-    spec = importlib.util.spec_from_file_location("demo_cfg", os.path.join(tf_.REPO, "configs", "demo.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cfg = mod.get_config()
-    cfg.async_checkpointing = False
+    cfg = load_config_file(os.path.join(tf_.REPO, "configs", "demo.py"), {"async_checkpointing": False})
     out = train.train_and_evaluate(cfg, str(tmp_path))
     res = out["fine_tuned"]["results"]["synthetic"]
     assert res["count"] == 64

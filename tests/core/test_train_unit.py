@@ -66,7 +66,7 @@ def test_grad_accumulation_equals_large_batch():
 
 
 def test_frozen_token_embedding_and_prompt_lr():
-    cfg, s, init, sh, tx, sched = _setup("tc_clip", **{"lr": 1e-3, "warmup_epochs": 0, "prompt_lr_mult": 10.0,
+    cfg, s, init, sh, tx, sched = _setup("tc_clip", **{"lr": 1e-3, "warmup_epochs": 0, "lr_mults.prompt": 10.0,
                                                        "weight_decay": 0.0})
     step = train.make_train_step(s.task, tx, sched, accum=1,
                                  mesh=s.mesh, state_sharding=sh)
@@ -79,6 +79,29 @@ def test_frozen_token_embedding_and_prompt_lr():
     lr0 = float(m["lr"]) if float(m["lr"]) > 0 else None
     assert d_ctx == pytest.approx(10 * d_base, rel=0.05), (d_ctx, d_base, lr0)
 
+
+
+def test_config_param_rules_regroup_parameters():
+    """config.param_rules come before the task's: freezing one group by config keeps it bit-identical while
+    the rest moves, and a group with a multiplier trains at that multiple of the lr."""
+    cfg, s, init, sh, tx, sched = _setup("tc_clip", **{"lr": 1e-3, "warmup_epochs": 0, "weight_decay": 0.0,
+                                                       "param_rules": (("^visual/ln_post", "frozen"),
+                                                                       ("^visual/proj$", "head")),
+                                                       "lr_mults": {"prompt": 10.0, "head": 3.0}})
+    step = train.make_train_step(s.task, tx, sched, accum=1, mesh=s.mesh, state_sharding=sh)
+    st, _ = step(_state(cfg, init, sh, tx), _batch(s))
+    p = _np(st["params"])
+    np.testing.assert_array_equal(p["visual"]["ln_post"]["scale"], init["visual"]["ln_post"]["scale"])
+    d_head = np.abs(p["visual"]["proj"] - init["visual"]["proj"]).max()
+    d_base = np.abs(p["visual"]["ln_pre"]["scale"] - init["visual"]["ln_pre"]["scale"]).max()
+    assert d_base > 0
+    assert d_head == pytest.approx(3 * d_base, rel=0.05), (d_head, d_base)
+
+
+def test_group_without_multiplier_is_a_config_error():
+    from tcvideo.core.config import ConfigError
+    with pytest.raises(ConfigError, match=r"^config.lr_mults: .*'head'"):
+        _setup("tc_clip", **{"param_rules": (("^visual/proj$", "head"),)})
 
 def test_lr_schedule_warmup_and_cosine():
     f = optimizer.lr_schedule(1.0, 0.01, warmup_steps=10, total_steps=100)

@@ -1,6 +1,5 @@
 """FS-CAL end to end through the common trainer and the ``tcvideo`` CLI on synthetic episodes: a short
 training raises test mAP@0.5 well above the untrained model's (novel test classes, fixed episodes)."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import pytest
 
 import train_fixtures as tf_
 from tcvideo.core import train
+from tcvideo.core.config import load_config_file
 
 CONFIG = os.path.join(tf_.REPO, "configs", "fs_cal", "synthetic_demo.py")
 # shorter than the demo's 300 steps, no evaluations during training
@@ -18,17 +18,7 @@ OVERRIDES = {"total_steps": 150, "eval_every": 100000, "checkpoint_every": 150, 
 
 
 def _config(**extra):
-    spec = importlib.util.spec_from_file_location("fs_cal_demo_cfg", CONFIG)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cfg = mod.get_config()
-    for k, v in {**OVERRIDES, **extra}.items():
-        node = cfg
-        *parents, leaf = k.split(".")
-        for p in parents:
-            node = node[p]
-        node[leaf] = v
-    return cfg
+    return load_config_file(CONFIG, {**OVERRIDES, **extra})
 
 
 def test_fs_cal_trains_and_evaluates_through_cli(tmp_path):

@@ -11,7 +11,8 @@ import jax
 from tcvideo.tc_clip.convert import clip_init_params
 from tcvideo.clip import model as clip_lib
 from tcvideo.tc_clip import model as tcm
-from tcvideo.tc_clip.prompting import build_prompts, ctx_init_vectors, load_llm_descriptions, tokenize_prompts
+from tcvideo.classification.prompts import build_prompts, load_llm_descriptions, tokenize_prompts
+from tcvideo.tc_clip.prompting import ctx_init_vectors
 from tcvideo.clip.tokenizer import get_tokenizer
 
 SMALL = clip_lib.CLIPConfig(embed_dim=32, image_resolution=32, patch_size=8, vision_width=32, vision_layers=3,

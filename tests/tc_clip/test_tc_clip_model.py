@@ -11,7 +11,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from tcvideo.tc_clip import context_summary as cs
 from tcvideo.tc_clip import model as tcm
 from tcvideo.clip.model import CLIPConfig
-from tcvideo.tc_clip.prompting import clean_class_name, tokenize_prompts
+from tcvideo.classification.prompts import clean_class_name, tokenize_prompts
 
 
 @pytest.mark.parametrize("n,k,r,expected", [

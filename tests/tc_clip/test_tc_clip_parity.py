@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from tc_clip_fixture import Fixture, fixture_names
 from tcvideo.tc_clip import convert as tc_convert
-from tcvideo.tc_clip import prompting
+from tcvideo.classification import prompts as prompting
 from tcvideo.tc_clip import model as tcm
 
 FIXTURES = fixture_names()

@@ -2,7 +2,6 @@
 files, attention masks, video-conditioned text, ablation switches, gradients, CLIP init, the jitted
 sharded train step, and a short synthetic training through the CLI that learns."""
 import functools
-import importlib.util
 import json
 import os
 
@@ -19,7 +18,7 @@ from tcvideo.clip import model as clip_lib
 from tcvideo.victr import model as V
 from tcvideo.victr.family import victr_config_defaults
 from tcvideo.clip.tokenizer import get_tokenizer
-from tcvideo.core.config import ConfigError
+from tcvideo.core.config import ConfigError, load_config_file
 
 AUX_CATS = ("objects", "scenes")
 AUX_TEXTS = (("a ball", "a box", "a dog"), ("a room", "a beach"))
@@ -255,26 +254,19 @@ def _with(**top):
 
 def test_victr_configs_load():
     for name in ("few_shot", "zero_shot_k400", "demo"):
-        spec = importlib.util.spec_from_file_location(f"victr_{name}", os.path.join(tf_.REPO, "configs", "victr",
-                                                                                    f"{name}.py"))
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        c = mod.get_config()
+        c = load_config_file(os.path.join(tf_.REPO, "configs", "victr", f"{name}.py"))
         assert c.model.family == "victr" and os.path.exists(c.model.victr.aux_prompts)
     from tcvideo.victr.family import model_config
     assert model_config(c).num_aux == 8  # the demo config resolves
 
 
 SHORT_RUN = """
-import importlib.util
-
 import ml_collections
 
+from tcvideo.core.config import load_config_file
+
 def get_config():
-    spec = importlib.util.spec_from_file_location("victr_demo_cfg", {demo!r})
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
+    c = load_config_file({demo!r})
     # appearance classes: a short run must learn them (the temporal demo needs the full schedule)
     c.data.synthetic.classes = ("red circle", "blue square", "green triangle", "yellow circle")
     c.data.synthetic.videos_per_class = 16
@@ -291,10 +283,7 @@ def get_config():
 
 
 def train_config_from(path):
-    spec = importlib.util.spec_from_file_location("short_victr_cfg", str(path))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
+    return load_config_file(str(path))
 
 
 def test_short_synthetic_training_learns_through_cli(tmp_path):
