@@ -1,7 +1,7 @@
 """OV-OAD (open-vocabulary online action detection, NeurIPS 2024) in Flax Linen.
 
 Input: a window of W per-frame CLIP features [B, W, D] (pre-projection CLS, D = 768 for ViT-B/16);
-the last frame is the "current" one. Three stages (see /work/shared/specs/ov_oad.md):
+the last frame is the "current" one. Three stages (see tcvideo/ov_oad/README.md):
 
 1. Distant / neighbouring-frame block: ``dntr_layers`` pre-norm causal self-attention blocks over all
    W frames, then a post-norm cross-attention block whose queries are the last ``num_neighbour``

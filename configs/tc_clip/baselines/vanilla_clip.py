@@ -1,7 +1,7 @@
 """Vanilla CLIP zero-shot: run `tcvideo eval` with this config (no training). Baseline 'vanilla_clip' on the zero-shot K400 recipe (same schedule as configs/tc_clip/zero_shot_k400.py)."""
 from tcvideo.core.config import config_module
 
-zero_shot_k400 = config_module(__file__, "../tc_clip/zero_shot_k400.py")
+zero_shot_k400 = config_module(__file__, "../zero_shot_k400.py")
 
 
 def get_config():
