@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from typing import Sequence
 
 import numpy as np
@@ -20,30 +19,11 @@ DEMO_MODEL = dict(clip="tiny", num_frames=8, context_tokens=8, tome_r=2, prompt_
 DEMO_CLASSES = ("moving left", "moving right", "growing", "shrinking")
 
 
-def in_colab() -> bool:
-    return "google.colab" in sys.modules
-
-
 def load_config(path: str = "configs/demo.py", **overrides):
     """A config file's get_config() (path relative to the repo root if not found as given), with
     dotted-key overrides, e.g. load_config("configs/demo.py", total_steps=100, **{"data.num_frames": 8})."""
-    import importlib.util
-    full = path if os.path.exists(path) else os.path.join(REPO_ROOT, path)
-    if not os.path.exists(full):
-        raise FileNotFoundError(f"config file {path!r} not found (also tried {full})")
-    spec = importlib.util.spec_from_file_location("tcvideo_notebook_config", full)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    cfg = mod.get_config()
-    for key, value in overrides.items():
-        node = cfg
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node[p]
-        if leaf not in node:
-            raise KeyError(f"{path}: config has no field {key!r}")
-        node[leaf] = value
-    return cfg
+    from tcvideo.core.config import load_config_file
+    return load_config_file(path, overrides, root=REPO_ROOT)
 
 
 def random_model_dir(out_dir: str, *, variant: str = "tc_clip", seed: int = 0, **fields) -> str:

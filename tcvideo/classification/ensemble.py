@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-import jax
 import numpy as np
 
 from tcvideo.core.tree_util import flatten as _flatten, unflatten as _unflatten
@@ -46,7 +45,3 @@ _CLIP_LACKS = ("local_global_bias", "text/ctx", "prompt_generation")
 
 def _clip_lacks(path: str) -> bool:
     return any(s in path for s in _CLIP_LACKS)
-
-
-def tree_to_numpy(tree):
-    return jax.tree_util.tree_map(np.asarray, tree)

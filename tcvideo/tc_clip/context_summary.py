@@ -172,8 +172,3 @@ def summarize(method: str, tokens: Array, k: int, r: int, rng: Optional[Array] =
     if method == "none":
         return (*no_summary(tokens), [])
     raise ValueError(f"context_summary must be one of {sorted(SUMMARIES)}, got {method!r}")
-
-
-def num_context_tokens(method: str, num_seeds: int, k: int) -> int:
-    """How many context tokens a summary returns for ``num_seeds`` seed tokens."""
-    return num_seeds if method == "none" else min(k, num_seeds)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import zipfile
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -157,10 +157,3 @@ def read_torch_file(path: str) -> Any:
 def strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict:
     """Remove ``prefix`` from every key that has it (e.g. DDP's 'module.')."""
     return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
-
-
-def first_present(d: Mapping[str, Any], keys: Sequence[str]) -> Optional[str]:
-    for k in keys:
-        if k in d:
-            return k
-    return None
