@@ -11,7 +11,6 @@ and its model config must carry ``prompt_context_length`` and ``split_camel_case
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Iterator
 
 import jax
