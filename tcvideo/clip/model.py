@@ -19,17 +19,26 @@ Array = jax.Array
 Dtype = Any
 
 
-def config_from_dict(cls, d: Mapping[str, Any]):
-    """``cls(**d)`` for a config dataclass; unknown keys are a ValueError naming them and the known ones."""
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - fields)
-    if unknown:
-        raise ValueError(f"Unknown {cls.__name__} field(s) {unknown}; known: {sorted(fields)}")
-    return cls(**dict(d))
+class DictConfig:
+    """``to_dict`` / ``from_dict`` of tcvideo's frozen config dataclasses (CLIP, TC-CLIP, VicTR, OV-OAD).
+    Nested configs come out as dicts (``dataclasses.asdict`` recurses); each class turns them back into
+    configs in ``__post_init__``."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]):
+        """``cls(**d)``; unknown keys are a ValueError naming them and the known ones."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - fields)
+        if unknown:
+            raise ValueError(f"Unknown {cls.__name__} field(s) {unknown}; known: {sorted(fields)}")
+        return cls(**dict(d))
 
 
 @dataclasses.dataclass(frozen=True)
-class CLIPConfig:
+class CLIPConfig(DictConfig):
     """Architecture of a CLIP model. Heads default to width // 64 as in OpenAI's build_model."""
 
     embed_dim: int = 512
@@ -66,12 +75,6 @@ class CLIPConfig:
     def num_patches(self) -> int:
         return self.grid_size ** 2
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CLIPConfig":
-        return config_from_dict(cls, d)
 
 
 PRESETS: dict[str, CLIPConfig] = {

@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tcvideo.clip.model import TextTransformer, get_config as get_clip_config
+from tcvideo.clip.model import DictConfig, TextTransformer, get_config as get_clip_config
 from tcvideo.clip.layers import MLP, LayerNorm, MultiHeadAttention
 
 Array = jax.Array
@@ -48,7 +48,7 @@ LOGIT_SCALE_MAX = 100.0
 
 
 @dataclasses.dataclass(frozen=True)
-class OVOADConfig:
+class OVOADConfig(DictConfig):
     """Architecture of OV-OAD. Defaults = the released model (ViT-B/16 features, 32-frame window)."""
 
     feature_dim: int = 768
@@ -97,18 +97,6 @@ class OVOADConfig:
     def num_blocks(self) -> int:
         return self.dntr_layers + int(self.dntr_mode == "released") + self.cluster_layers + 1 + self.out_layers
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["text"] = self.text.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "OVOADConfig":
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - fields)
-        if unknown:
-            raise ValueError(f"Unknown OVOADConfig field(s) {unknown}; known: {sorted(fields)}")
-        return cls(**dict(d))
 
 
 # ----------------------------------------------------------------------------- building blocks

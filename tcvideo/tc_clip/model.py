@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from tcvideo.clip.model import CLIPConfig, config_from_dict, get_config, l2_normalize
+from tcvideo.clip.model import CLIPConfig, DictConfig, get_config, l2_normalize
 from tcvideo.tc_clip.prompting import PromptedTextEncoder
 from tcvideo.tc_clip.vision import TCVisionConfig, TCVisionTransformer, official_return_layers
 
@@ -29,7 +29,7 @@ Dtype = Any
 
 
 @dataclasses.dataclass(frozen=True)
-class TCCLIPConfig:
+class TCCLIPConfig(DictConfig):
     clip: CLIPConfig = CLIPConfig()
     num_frames: int = 16
     use_tc: bool = True
@@ -90,14 +90,6 @@ class TCCLIPConfig:
             positional_embedding_type=self.positional_embedding_type,
             tc_layers=self.tc_layers if self.use_tc else (), context_layers=ctx_layers, output_layer=out_layer)
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["clip"] = self.clip.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TCCLIPConfig":
-        return config_from_dict(cls, d)
 
 
 VARIANTS: dict[str, dict] = {

@@ -46,14 +46,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tcvideo.clip.model import CLIPConfig, TextTransformer, VisionTransformer, config_from_dict, get_config, l2_normalize
+from tcvideo.clip.model import CLIPConfig, DictConfig, TextTransformer, VisionTransformer, get_config, l2_normalize
 from tcvideo.clip.layers import MLP, LayerNorm, MultiHeadAttention
 
 Array = jax.Array
@@ -94,7 +94,7 @@ def load_aux_prompts(path: str) -> tuple[tuple[str, ...], tuple[tuple[str, ...],
 # ----------------------------------------------------------------------------- config
 
 @dataclasses.dataclass(frozen=True)
-class VicTRConfig:
+class VicTRConfig(DictConfig):
     clip: CLIPConfig = CLIPConfig()
     num_frames: int = 16
     head_layers: int = 1
@@ -159,14 +159,6 @@ class VicTRConfig:
         cat = np.repeat(np.arange(len(sizes)), sizes)
         return (np.eye(len(sizes), dtype=np.float32)[:, cat] / np.asarray(sizes, np.float32)[:, None])
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["clip"] = self.clip.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "VicTRConfig":
-        return config_from_dict(cls, d)
 
 
 # ----------------------------------------------------------------------------- head pieces
