@@ -8,7 +8,9 @@
 The detector keeps a ring buffer of the last ``window`` features (zeros before it is full; the offline
 scorer pads the same way), so each step runs the model once on one window: the model's learnable
 per-position embedding and its attention over the whole window mean nothing of a past step can be
-reused. ``score_video`` runs the same jitted function over all windows of a video in batches.
+reused. ``score_video`` runs the same jitted function over all windows of a video in batches, and the
+task's sharded evaluation (``tcvideo/ov_oad/task.py``) traces the same ``window_scores`` inside its
+mesh-sharded step, over windows cut by ``VideoWindows``.
 """
 from __future__ import annotations
 
@@ -30,13 +32,24 @@ def tokenize_classes(class_names: Sequence[str], context_length: int, prompt: st
     return get_tokenizer().tokenize([prompt.format(c) for c in class_names], context_length, truncate=True)
 
 
+def class_vocabulary(model: OVOAD, params, ids: jax.Array) -> dict:
+    """Class prompt ids [C, L] -> class embeddings (traceable; see ``OVOAD.vocabulary``)."""
+    return model.apply({"params": params}, ids, method=OVOAD.vocabulary)
+
+
+def window_scores(model: OVOAD, params, windows: jax.Array, vocab) -> jax.Array:
+    """windows [B, W, D] float32 -> last-frame class scores [B, C] (traceable).
+
+    The one per-window scoring function: the streaming detector, ``score_video`` and the task's sharded
+    evaluation all jit this, so their scores cannot drift apart."""
+    return model.apply({"params": params}, windows, vocab, method=OVOAD.scores)
+
+
 @functools.lru_cache(maxsize=None)
 def _fns(config: OVOADConfig, dtype_name: str):
     """Jitted (vocabulary, scores) functions of one model config (shared by streaming and offline)."""
     model = OVOAD(config, dtype=jnp.dtype(dtype_name))
-    vocab = jax.jit(lambda p, ids: model.apply({"params": p}, ids, method=OVOAD.vocabulary))
-    scores = jax.jit(lambda p, w, v: model.apply({"params": p}, w, v, method=OVOAD.scores))
-    return vocab, scores
+    return jax.jit(functools.partial(class_vocabulary, model)), jax.jit(functools.partial(window_scores, model))
 
 
 def vocabulary(config: OVOADConfig, params, class_names: Sequence[str], *, context_length: int = 77,
@@ -66,6 +79,36 @@ def score_video(config: OVOADConfig, params, features: np.ndarray, vocab, *, bat
             chunk = np.concatenate([chunk, np.zeros((batch_size - n,) + chunk.shape[1:], chunk.dtype)])
         out.append(score_windows(config, params, chunk, vocab, dtype)[:n])
     return np.concatenate(out) if out else np.zeros((0, len(vocab["proj"])), np.float32)
+
+
+class VideoWindows:
+    """The sliding windows of several videos, frame after frame over all of them, cut on demand.
+
+    Row i is ``sliding_windows``' row of frame i (frames t-W+1..t of its own video, zeros before its first
+    frame). Rows are gathered only when asked for: all T windows at once (T x W x D floats) would not fit
+    for a full benchmark, and each process of a sharded evaluation builds only its own rows."""
+
+    def __init__(self, features: Sequence[np.ndarray], window: int, feature_dim: int):
+        self.window, self.feature_dim = window, feature_dim
+        lead = np.zeros((window - 1, feature_dim), np.float32)
+        padded = [np.concatenate([lead, np.asarray(f, np.float32).reshape(-1, feature_dim)]) for f in features]
+        offsets = np.cumsum([0] + [len(p) for p in padded[:-1]])
+        # starts[i]: row of `flat` where frame i's window begins (its video's offset + its frame index).
+        self.starts = np.concatenate([o + np.arange(len(p) - window + 1) for o, p in zip(offsets, padded)]
+                                     ) if padded else np.zeros((0,), np.int64)
+        self.flat = np.concatenate(padded) if padded else lead
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def rows(self, positions: np.ndarray) -> np.ndarray:
+        """positions [n] (frame indices; -1 = padding) -> windows [n, W, D] float32, zeros for padding."""
+        positions = np.asarray(positions)
+        valid = positions >= 0
+        if not len(self.starts):
+            return np.zeros((len(positions), self.window, self.feature_dim), np.float32)
+        idx = self.starts[np.where(valid, positions, 0)][:, None] + np.arange(self.window)[None, :]
+        return np.where(valid[:, None, None], self.flat[idx], np.float32(0.0))
 
 
 class OnlineDetector:

@@ -12,17 +12,20 @@ background-mask dice loss (beta = 1).
 """
 from __future__ import annotations
 
+import functools
 import os
-from typing import Iterator
+from typing import Iterator, Optional, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from tcvideo.ov_oad import model as oad
+from tcvideo.ov_oad import model as oad, stream as oad_stream
 from tcvideo.core.registry import register_task
+from tcvideo.core.sharding import global_array, make_mesh, replicated_value
 from tcvideo.core.task import Task
 from tcvideo.core.config import ConfigError
 
@@ -177,6 +180,54 @@ def _check_files(prefix: str, spec) -> None:
         raise ConfigError(f"{prefix}.annotation_format: {spec.get('annotation_format', '')!r} not in {FORMATS}")
 
 
+# ----------------------------------------------------------------------------- sharded evaluation
+
+def window_share(num_windows: int, local_batch: int, process_index: int, process_count: int
+                 ) -> tuple[np.ndarray, int]:
+    """(frame positions of this process [num_batches * local_batch], num_batches), num_batches equal on
+    every process: process p scores the contiguous block p of the frames, padded with -1 to whole batches.
+
+    Step k's global batch is the rows [k * local_batch, (k + 1) * local_batch) of every process's positions,
+    so every window is scored once, by one process (the sharing of ``eval_shard`` in
+    data_pipelines/video/input_pipeline.py)."""
+    per_proc = -(-num_windows // process_count)
+    num_batches = -(-per_proc // local_batch)
+    lo = min(process_index * per_proc, num_windows)
+    hi = min(lo + per_proc, num_windows)
+    pos = np.full(num_batches * local_batch, -1, np.int64)
+    pos[:hi - lo] = np.arange(lo, hi)
+    return pos, num_batches
+
+
+def assemble_frames(per_process: Sequence[np.ndarray], positions: Sequence[np.ndarray], num_frames: int
+                    ) -> np.ndarray:
+    """Rows of every process (per_process[p] [n, ...], positions[p] [n], -1 = padding) -> [num_frames, ...]
+    in frame order; padding rows are dropped (not written to frame -1)."""
+    first = np.asarray(per_process[0])
+    out = np.full((num_frames,) + first.shape[1:], np.nan, first.dtype)
+    for rows, pos in zip(per_process, positions):
+        keep = np.asarray(pos) >= 0
+        out[pos[keep]] = np.asarray(rows)[keep]
+    return out
+
+
+def _local_rows(x: jax.Array) -> np.ndarray:
+    """This process's rows of a global array sharded over 'data' [B, ...] -> [B // process_count, ...], in
+    the order the process gave them to ``global_array``."""
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+    return np.concatenate([np.asarray(s.data) for s in shards])
+
+
+def _gather_processes(local: np.ndarray) -> list[np.ndarray]:
+    """Every process's ``local`` [n, ...] (the same n everywhere), process 0 first."""
+    if jax.process_count() == 1:
+        return [local]
+    from jax.experimental import multihost_utils
+    return list(np.asarray(multihost_utils.process_allgather(local)))
+
+
 @register_task("ov_oad")
 class OVOADTask(Task):
     """Video-text pre-training of OV-OAD and its per-frame open-vocabulary detection evaluation."""
@@ -206,6 +257,8 @@ class OVOADTask(Task):
         self.model = oad.OVOAD(self.mc, dtype=self.compute_dtype)
         self.num_masks = float(o.mask_num or self.mc.window)
         self._sampler = None
+        self._default_mesh: Optional[Mesh] = None  # evaluate() without a mesh: all devices (see _on_mesh)
+        self._replicated: Optional[NamedSharding] = None
         self.num_train_examples = len(self.sampler)
 
     # -- data
@@ -260,11 +313,91 @@ class OVOADTask(Task):
         t = ml_collections.ConfigDict(dict(source="synthetic", metric="mAP"))
         return {"synthetic": t}
 
-    def evaluate(self, params, params_sharding=None, mesh=None, *, during_training: bool = False) -> dict:
-        from data_pipelines.temporal.video import BACKGROUND, frame_labels
-        from tcvideo.ov_oad import metrics as oad_metrics, stream as oad_stream
+    def eval_batch_size(self, mesh: Mesh) -> int:
+        """Windows per global scoring batch: config.ov_oad.eval.batch_size rounded up to a multiple of the
+        mesh size (the batch is split evenly over 'data')."""
+        n = mesh.devices.size
+        bs = -(-int(self.config.ov_oad.eval.batch_size) // n) * n
+        if bs % jax.process_count():
+            raise ConfigError(f"config.ov_oad.eval.batch_size: {bs} windows do not split over "
+                              f"{jax.process_count()} processes")
+        return bs
+
+    def _on_mesh(self, params, params_sharding, mesh: Optional[Mesh]):
+        """(mesh, params sharding, params) for evaluate: the trainer's as given; called without them (host
+        params, e.g. before training) the params are replicated on a mesh of all devices, kept by the task
+        so that repeated calls reuse one compilation."""
+        if mesh is not None and params_sharding is not None:
+            return mesh, params_sharding, params
+        if mesh is None:
+            if self._default_mesh is None:
+                self._default_mesh = make_mesh()
+            mesh = self._default_mesh
+        if self._replicated is None or self._replicated.mesh is not mesh:
+            self._replicated = NamedSharding(mesh, P())
+        rep = self._replicated
+        return mesh, rep, jax.tree_util.tree_map(lambda x: replicated_value(np.asarray(x), rep), params)
+
+    def _vocabulary_fn(self, mesh: Mesh, params_sharding):
+        """Jitted (params, ids [C, L]) -> class embeddings, replicated on the mesh."""
+        rep = NamedSharding(mesh, P())
+        return self.jit_once("ov_oad_vocabulary", mesh, params_sharding, lambda: jax.jit(
+            functools.partial(oad_stream.class_vocabulary, self.model), in_shardings=(params_sharding, rep),
+            out_shardings=rep))
+
+    def _score_step(self, mesh: Mesh, params_sharding):
+        """Jitted (params, vocab, windows [B, W, D], mask [B]) -> last-frame scores [B, C] sharded over
+        'data' (NaN on padding rows, so that one taken for a frame cannot pass unnoticed)."""
+        rep, data_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+
+        def step(params, vocab, windows, mask):
+            s = oad_stream.window_scores(self.model, params, windows, vocab)
+            return jnp.where(mask[:, None], s, jnp.nan)
+
+        return self.jit_once("ov_oad_scores", mesh, params_sharding, lambda: jax.jit(
+            step, in_shardings=(params_sharding, rep, data_sh, data_sh), out_shardings=data_sh))
+
+    def eval_step_compilations(self) -> int:
+        cached = self._jitted.get("ov_oad_scores")
+        return 0 if cached is None else int(cached[2]._cache_size())
+
+    def class_vocabulary(self, params, params_sharding, mesh: Mesh, classes: Sequence[str]) -> dict:
+        """Class embeddings of ``classes`` with the eval prompt, computed once on the mesh (replicated)."""
         o = self.config.ov_oad
-        params = jax.tree_util.tree_map(np.asarray, jax.device_get(params))
+        ids = oad_stream.tokenize_classes(classes, o.context_length, o.eval.prompt)
+        return self._vocabulary_fn(mesh, params_sharding)(params, replicated_value(ids, NamedSharding(mesh, P())))
+
+    def score_frames(self, params, params_sharding, mesh: Mesh, features: Sequence[np.ndarray], vocab: dict
+                     ) -> np.ndarray:
+        """Per-frame scores [sum_v T_v, C] of videos ``features`` ([T_v, D] each), frame t of a video scored
+        from its frames <= t (``score_video``'s function), on every process.
+
+        The windows go through the mesh in global batches of ``eval_batch_size`` sharded over 'data'; each
+        process builds only its rows (``window_share``) and the scores meet only here, for the metric."""
+        windows = oad_stream.VideoWindows(features, self.mc.window, self.mc.feature_dim)
+        step = self._score_step(mesh, params_sharding)
+        data_sh = NamedSharding(mesh, P("data"))
+        pc, pi = jax.process_count(), jax.process_index()
+        local_batch = self.eval_batch_size(mesh) // pc
+        pos, num_batches = window_share(len(windows), local_batch, pi, pc)
+        outs = []  # device results, read once at the end: no host sync per batch
+        for k in range(num_batches):
+            rows = pos[k * local_batch:(k + 1) * local_batch]
+            outs.append(step(params, vocab, global_array(windows.rows(rows), data_sh), global_array(rows >= 0, data_sh)))
+        num_classes = int(vocab["proj"].shape[0])
+        local = (np.concatenate([_local_rows(o) for o in outs]) if outs
+                 else np.zeros((0, num_classes), np.float32))
+        every = [window_share(len(windows), local_batch, q, pc)[0] for q in range(pc)]
+        return assemble_frames(_gather_processes(local), every, len(windows))
+
+    def evaluate(self, params, params_sharding=None, mesh=None, *, during_training: bool = False) -> dict:
+        """mAP / mcAP of every eval target. params stay on the mesh as ``params_sharding`` places them
+        (without a mesh: replicated on all devices). ``during_training`` changes nothing here; in-training
+        evaluations are made cheap with config.ov_oad.eval.max_videos, which applies to both."""
+        from data_pipelines.temporal.video import BACKGROUND, frame_labels
+        from tcvideo.ov_oad import metrics as oad_metrics
+        o = self.config.ov_oad
+        mesh, params_sharding, params = self._on_mesh(params, params_sharding, mesh)
         results = {}
         for name, t in self._targets().items():
             classes = list(t.get("classes", ())) or [BACKGROUND, *o.synthetic.classes]
@@ -272,17 +405,15 @@ class OVOADTask(Task):
                                  class_names=classes)
             if o.eval.max_videos:
                 videos = videos[:o.eval.max_videos]
-            vocab = oad_stream.vocabulary(self.mc, params, classes, context_length=o.context_length,
-                                          prompt=o.eval.prompt, dtype=self.compute_dtype)
-            scores, labels, keep = [], [], []
+            vocab = self.class_vocabulary(params, params_sharding, mesh, classes)
+            s = self.score_frames(params, params_sharding, mesh, [v.features for v in videos], vocab)
+            labels, keep = [], []
             for v in videos:
-                scores.append(oad_stream.score_video(self.mc, params, v.features, vocab, batch_size=o.eval.batch_size,
-                                                     dtype=self.compute_dtype))
                 lab, amb = frame_labels(v, classes)
                 labels.append(lab)
                 keep.append(oad_metrics.ambiguous_window_mask(amb, self.mc.window) if o.eval.drop_ambiguous_windows
                             else np.ones(len(lab), bool))
-            s, y, k = np.concatenate(scores), np.concatenate(labels), np.concatenate(keep)
+            y, k = np.concatenate(labels), np.concatenate(keep)
             m = oad_metrics.per_frame_map(s, y, class_names=classes, valid=k)
             c = oad_metrics.per_frame_map(s, y, class_names=classes, valid=k, calibrated=True)
             results[name] = {"mAP": m["mAP"], "mcAP": c["mcAP"], "frames": int(k.sum()), "videos": len(videos),
