@@ -51,11 +51,11 @@ class VideoClassifier:
 
     def __init__(self, family: Any, config: Any, params: Any, dtype: Any = jnp.float32,
                  prompt_prefix: Optional[str] = None):
-        from tcvideo.classification.task import ModelFamily
+        from tcvideo.classification.task import MODEL_FAMILIES, ModelFamily
         if isinstance(family, str):
             self.family_name, family = family, model_family(family)
         elif isinstance(family, ModelFamily):
-            self.family_name = None
+            self.family_name = next((n for n, f in MODEL_FAMILIES.items() if f is family), None)
         else:
             raise TypeError(f"VideoClassifier(family, config, params): family must be a model family name or a "
                             f"ModelFamily, got {type(family).__name__}")
