@@ -1,6 +1,8 @@
 """Entry point: ``python -m tcvideo.main --config=configs/<file>.py --workdir=DIR [--config.field=value]``.
 
-Without ``--config`` it runs the built-in default, ``configs/demo.py``.
+Without ``--config`` it runs the built-in default, ``configs/demo.py``; except ``--mode=eval
+--checkpoint=TRAINING_WORKDIR``, which evaluates with that workdir's own resolved config (its config.json,
+plus any ``--config.field=value``). An explicit ``--config`` must then match the workdir's task and model family.
 """
 from __future__ import annotations
 
@@ -22,16 +24,34 @@ flags.DEFINE_enum("mode", "train", ["train", "eval"], "What to run.")
 FLAGS = flags.FLAGS
 
 
+def _consume_run_flags() -> tuple[bool, str]:
+    """-> (whether --config was given, --checkpoint) of this run.
+
+    absl keeps flag state across in-process runs (``tcvideo.cli.main`` called twice in a notebook or a
+    test): reset both so that one run's --config / --checkpoint does not look given to the next.
+    """
+    explicit, checkpoint = FLAGS["config"].present > 0, FLAGS.checkpoint
+    FLAGS["config"].present = 0
+    FLAGS["checkpoint"].unparse()
+    return explicit, checkpoint
+
+
 def main(argv) -> None:
     del argv
     logging.set_verbosity(logging.INFO)
+    explicit_config, checkpoint = _consume_run_flags()
     config = FLAGS.config
-    workdir = FLAGS.workdir or os.path.join("/tmp", "tcvideo_" + config.get("name", "run"))
     mode = config.get("mode", FLAGS.mode) if FLAGS.mode == "train" else FLAGS.mode
     from tcvideo.core import train
+    overrides = None
+    if mode == "eval" and checkpoint and not explicit_config and train.is_training_workdir(checkpoint):
+        # evaluate_workdir reads the workdir's own config.json; the default (demo) config is not used
+        config, overrides = None, config_flags.get_override_values(FLAGS["config"])
+    name = config.get("name", "run") if config is not None else os.path.basename(os.path.normpath(checkpoint))
+    workdir = FLAGS.workdir or os.path.join("/tmp", "tcvideo_" + name)
     try:
         if mode == "eval":
-            train.evaluate_workdir(config, workdir, checkpoint=FLAGS.checkpoint)
+            train.evaluate_workdir(config, workdir, checkpoint=checkpoint, overrides=overrides)
         else:
             train.train_and_evaluate(config, workdir)
     except train.ConfigError as e:

@@ -1,8 +1,10 @@
-"""Loading a converted TC-CLIP model directory and classifying videos by class names.
+"""Classifying videos by class names with a model of any family of the video-classification task.
 
     import tcvideo
     clf = tcvideo.load_tc_clip("models/tc_clip_k400")        # from `python -m tcvideo.convert tc-clip`
     logits = clf.logits(videos, ["abseiling", "air drumming"])  # videos [B, T, H, W, 3], normalised
+
+    VideoClassifier("victr", victr_config, params)  # any family of tcvideo.classification.task.MODEL_FAMILIES
 """
 from __future__ import annotations
 
@@ -19,30 +21,59 @@ from tcvideo.tc_clip import model as tcm
 from tcvideo.tc_clip.prompting import tokenize_prompts
 
 
+def model_family(name: str):
+    """The ModelFamily registered as ``name`` (tcvideo.classification.task.MODEL_FAMILIES); KeyError if none.
+
+    Families register when their module is imported; the task registry imports every built-in one.
+    """
+    from tcvideo.classification.task import MODEL_FAMILIES
+    if name not in MODEL_FAMILIES:
+        from tcvideo.core.registry import task_names
+        task_names()  # imports the built-in task modules, which register their model families
+    if name not in MODEL_FAMILIES:
+        raise KeyError(f"unknown model family {name!r}; known: {sorted(MODEL_FAMILIES)}")
+    return MODEL_FAMILIES[name]
+
+
 @functools.partial(jax.jit, static_argnums=0)
-def _forward_logits(model: tcm.TCCLIP, params: Any, videos: jax.Array, ids: jax.Array) -> jax.Array:
+def _forward_logits(model: Any, params: Any, videos: jax.Array, ids: jax.Array) -> jax.Array:
     # The module is a static (hashable) argument: classifiers of equal configs share compiled code.
     return model.apply({"params": params}, videos, ids)["logits"]
 
 
 class VideoClassifier:
-    """A TC-CLIP (or baseline) model with its params, classifying videos against free-text classes."""
+    """A video-text model of one family (TC-CLIP and its baselines, VicTR, ...) with its params, classifying
+    videos against free-text classes.
 
-    def __init__(self, config: tcm.TCCLIPConfig, params: Any, dtype: Any = jnp.float32,
+    family: a name of ``MODEL_FAMILIES`` ("tc_clip", "victr") or a ModelFamily; config: that family's model
+    config (every family's has num_frames, clip, prompt_context_length, split_camel_case).
+    """
+
+    def __init__(self, family: Any, config: Any, params: Any, dtype: Any = jnp.float32,
                  prompt_prefix: Optional[str] = None):
+        from tcvideo.classification.task import MODEL_FAMILIES, ModelFamily
+        if isinstance(family, str):
+            self.family_name, family = family, model_family(family)
+        elif isinstance(family, ModelFamily):
+            self.family_name = next((n for n, f in MODEL_FAMILIES.items() if f is family), None)
+        else:
+            raise TypeError(f"VideoClassifier(family, config, params): family must be a model family name or a "
+                            f"ModelFamily, got {type(family).__name__}")
+        self.family = family
         self.config = config
         self.dtype = dtype
-        # Training builds prompts with config.prompt_prefix; None keeps ctx_init / "a photo of a".
+        # Training builds prompts with config.prompt_prefix; None keeps TC-CLIP's ctx_init / "a photo of a".
         self.prompt_prefix = prompt_prefix
         self.params = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
-        self.model = tcm.TCCLIP(config, dtype=dtype, param_dtype=dtype)
+        self.model = family.build(config, dtype=dtype, remat=False)
         self._forward = functools.partial(_forward_logits, self.model)
 
     @functools.lru_cache(maxsize=16)
     def _ids(self, class_names: tuple[str, ...], truncate: bool) -> jax.Array:
         c = self.config
-        prefix = self.prompt_prefix if self.prompt_prefix is not None else (
-            c.ctx_init if c.n_ctx else "a photo of a")
+        prefix = self.prompt_prefix
+        if prefix is None:  # only TC-CLIP configs carry learnable-context settings
+            prefix = c.ctx_init if getattr(c, "n_ctx", 0) else "a photo of a"
         return jnp.asarray(tokenize_prompts(class_names, c.prompt_context_length, prefix=prefix,
                                             split_camel_case=c.split_camel_case, truncate=truncate))
 
@@ -72,4 +103,4 @@ def load_tc_clip(model_dir: str, dtype: Any = jnp.float32, config_overrides: Opt
         raise ConversionError(f"{model_dir} holds a {meta.get('model')!r} model, not 'tc_clip'")
     cfg = dict(meta["config"])
     cfg.update(config_overrides or {})
-    return VideoClassifier(tcm.TCCLIPConfig.from_dict(cfg), params, dtype)
+    return VideoClassifier("tc_clip", tcm.TCCLIPConfig.from_dict(cfg), params, dtype)

@@ -4,7 +4,7 @@
 
 ``DIR`` is either a model directory written by ``tcvideo convert`` (``model.json`` + ``params/``; a
 converted CLIP model is used zero-shot, frames averaged) or a training workdir (``config.json`` +
-``checkpoints/``). Videos are decoded with PyAV and go through the model's *eval* pipeline
+``checkpoints/``) of any model family (``config.model.family``: TC-CLIP, VicTR, ...). Videos are decoded with PyAV and go through the model's *eval* pipeline
 (``data_pipelines.video``: segment-centre sampling, short-side resize, centre crop(s), normalisation);
 class probabilities are the softmax averaged over the views, as in evaluation. Several files are
 batched (``--batch-size`` clips per forward pass); unreadable files are reported on stderr with their
@@ -49,6 +49,7 @@ class LoadedModel:
     source: str  # 'model_dir:tc_clip' | 'model_dir:clip' | 'workdir'
     num_clips: int = 1
     num_crops: int = 1
+    family: str = "tc_clip"  # model family (config.model.family of a workdir): "tc_clip" | "victr" | ...
 
     @property
     def config(self):
@@ -86,7 +87,22 @@ def _load_model_dir(path: str, num_frames: int) -> LoadedModel:
         raise CheckpointError(f"{os.path.join(path, store.MODEL_JSON)}: model {kind!r} cannot classify videos "
                               "(expected 'tc_clip' or 'clip')")
     data = _eval_data(cfg.num_frames, cfg.clip.image_resolution, norm)
-    return LoadedModel(VideoClassifier(cfg, params), data, None, f"model_dir:{kind}")
+    return LoadedModel(VideoClassifier("tc_clip", cfg, params), data, None, f"model_dir:{kind}")
+
+
+def _workdir_family(config: ml_collections.ConfigDict, config_path: str):
+    """(name, ModelFamily) of a workdir's resolved config; CheckpointError naming the file and field."""
+    from tcvideo.classification.inference import model_family
+    from tcvideo.core.registry import DEFAULT_TASK
+    task = config.get("task", DEFAULT_TASK)
+    if task != DEFAULT_TASK:
+        raise CheckpointError(f"{config_path}: task {task!r} is not {DEFAULT_TASK!r}; only video-classification "
+                              "workdirs classify videos by class names")
+    name = config.model.get("family", "tc_clip")  # workdirs older than model families are TC-CLIP ones
+    try:
+        return name, model_family(name)
+    except KeyError as e:
+        raise CheckpointError(f"{config_path}: model.family: {e.args[0]}") from None
 
 
 def _load_workdir(path: str, step: Optional[int]) -> LoadedModel:
@@ -94,12 +110,14 @@ def _load_workdir(path: str, step: Optional[int]) -> LoadedModel:
     from tcvideo.classification.inference import VideoClassifier
     from tcvideo.core.checkpoints import load_checkpoint_params
 
-    with open(os.path.join(path, CONFIG_JSON)) as f:
+    config_path = os.path.join(path, CONFIG_JSON)
+    with open(config_path) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    name, family = _workdir_family(config, config_path)
     try:
-        mc = train_config.model_config(config)
+        mc = family.model_config(config)
     except train_config.ConfigError as e:
-        raise CheckpointError(f"{os.path.join(path, CONFIG_JSON)}: {e}") from e
+        raise CheckpointError(f"{config_path}: {e}") from e
     try:
         params = load_checkpoint_params(path, step)
     except FileNotFoundError as e:
@@ -109,8 +127,9 @@ def _load_workdir(path: str, step: Optional[int]) -> LoadedModel:
         names = dataset_info(config.data)["class_names"]
     except Exception:  # noqa: BLE001 - the training data may live elsewhere; classes must then be given
         names = None
-    clf = VideoClassifier(mc, params, prompt_prefix=config.get("prompt_prefix", None))
-    return LoadedModel(clf, config.data, names, "workdir", int(config.eval.num_clips), int(config.eval.num_crops))
+    clf = VideoClassifier(family, mc, params, prompt_prefix=config.get("prompt_prefix", None))
+    return LoadedModel(clf, config.data, names, "workdir", int(config.eval.num_clips), int(config.eval.num_crops),
+                       family=name)
 
 
 def load_model(checkpoint: str, *, step: Optional[int] = None, num_frames: int = 8) -> LoadedModel:

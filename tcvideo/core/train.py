@@ -398,17 +398,38 @@ def is_training_workdir(path: str) -> bool:
     return any(os.path.isdir(os.path.join(path, d)) for d in ("checkpoints", "best"))
 
 
-def evaluate_workdir(config: ml_collections.ConfigDict, workdir: str, checkpoint: Optional[str] = None) -> dict:
+def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, checkpoint: Optional[str] = None,
+                     overrides: Optional[dict] = None) -> dict:
     """Evaluate on the config's eval targets; writes workdir/eval_results.json.
 
     The params are, in order: ``checkpoint``'s latest checkpoint when it is a training workdir, or
     ``checkpoint`` as a model dir (``config.init_checkpoint``) when it is one; else the latest checkpoint
-    of ``workdir``; else the initial params (init_checkpoint / CLIP zero-shot / random)."""
-    if checkpoint:
-        if not os.path.isdir(checkpoint):
-            raise ConfigError(f"--checkpoint: no such directory {checkpoint!r}")
-        if not is_training_workdir(checkpoint):
-            config.init_checkpoint = checkpoint  # validated by Setup like any init_checkpoint
+    of ``workdir``; else the initial params (init_checkpoint / CLIP zero-shot / random).
+
+    config None: the training workdir ``checkpoint``'s own resolved config (its config.json), updated with
+    ``overrides`` (flat, e.g. {'eval.num_clips': 2}: ``--config.x=v`` flags). A config given with such a
+    checkpoint must have its task and model family (ConfigError naming ``task`` / ``model.family``)."""
+    if checkpoint and not os.path.isdir(checkpoint):
+        raise ConfigError(f"--checkpoint: no such directory {checkpoint!r}")
+    own_path = os.path.join(checkpoint, "config.json") if checkpoint else ""
+    own = None
+    if checkpoint and is_training_workdir(checkpoint) and os.path.isfile(own_path):
+        with open(own_path) as f:
+            own = ml_collections.ConfigDict(json.load(f))
+    if config is None:
+        if own is None:
+            raise ConfigError("--config: needed unless --checkpoint is a training workdir with its config.json")
+        config = own
+        config.update_from_flattened_dict(dict(overrides or {}))
+    elif own is not None:
+        from tcvideo.core.registry import DEFAULT_TASK
+        for field, value in (("task", lambda c: c.get("task", DEFAULT_TASK)),
+                             ("model.family", lambda c: c.get("model", {}).get("family", "tc_clip"))):
+            if value(config) != value(own):
+                raise ConfigError(f"config.{field}: {value(config)!r}, but --checkpoint {checkpoint} was trained with "
+                                  f"{value(own)!r} ({own_path}); leave out --config to evaluate with the workdir's own")
+    if checkpoint and not is_training_workdir(checkpoint):
+        config.init_checkpoint = checkpoint  # validated by Setup like any init_checkpoint
     setup = Setup(config, workdir)
     os.makedirs(workdir, exist_ok=True)
     source_dir = checkpoint if checkpoint and is_training_workdir(checkpoint) else workdir

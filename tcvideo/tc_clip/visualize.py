@@ -100,7 +100,14 @@ def _diagnostics(model, params, video):
 
 
 def context_layers(model: predict_lib.LoadedModel) -> tuple[int, ...]:
-    """Vision layers that make context tokens (the ones ``context_token_map`` can show)."""
+    """Vision layers that make context tokens (the ones ``context_token_map`` can show).
+
+    Raises ValueError for a model of another family than TC-CLIP (VicTR, ...): only TC-CLIP makes them.
+    """
+    from tcvideo.tc_clip.model import TCCLIPConfig
+    if model.family != "tc_clip" or not isinstance(model.config, TCCLIPConfig):
+        raise ValueError(f"context tokens are TC-CLIP's; this is a {model.family!r} model, which makes none "
+                         "(tcvideo predict classifies with it)")
     cfg = model.config
     return cfg.vision.making_layers(cfg.clip.vision_layers) if (cfg.use_tc or cfg.use_vp) else ()
 
@@ -259,6 +266,7 @@ def save_visualization(m: ContextTokenMap, out_dir: str, gif_ms: int = 400) -> d
 def visualize_video(model: predict_lib.LoadedModel, video_path: str, out_dir: str, layer: Optional[int] = None
                     ) -> tuple[ContextTokenMap, dict]:
     """Decode ``video_path`` with the eval pipeline (first clip, centre crop), map and save. -> (map, paths)."""
+    context_layers(model)  # a model of another family fails here, before any decoding
     views = predict_lib.load_video(video_path, model.data, 1, 1)
     m = context_token_map(model, views[0], layer)
     return m, save_visualization(m, out_dir)
