@@ -4,7 +4,7 @@
     clf = tcvideo.load_tc_clip("models/tc_clip_k400")        # from `python -m tcvideo.convert tc-clip`
     logits = clf.logits(videos, ["abseiling", "air drumming"])  # videos [B, T, H, W, 3], normalised
 
-    VideoClassifier("victr", victr_config, params)  # any family of tcvideo.classification.task.MODEL_FAMILIES
+    VideoClassifier("victr", victr_config, params)  # any family of tcvideo.classification.task.FAMILIES
 """
 from __future__ import annotations
 
@@ -18,21 +18,7 @@ import numpy as np
 from tcvideo.core import model_dir as store
 from tcvideo.clip.convert.common import ConversionError
 from tcvideo.tc_clip import model as tcm
-from tcvideo.tc_clip.prompting import tokenize_prompts
-
-
-def model_family(name: str):
-    """The ModelFamily registered as ``name`` (tcvideo.classification.task.MODEL_FAMILIES); KeyError if none.
-
-    Families register when their module is imported; the task registry imports every built-in one.
-    """
-    from tcvideo.classification.task import MODEL_FAMILIES
-    if name not in MODEL_FAMILIES:
-        from tcvideo.core.registry import task_names
-        task_names()  # imports the built-in task modules, which register their model families
-    if name not in MODEL_FAMILIES:
-        raise KeyError(f"unknown model family {name!r}; known: {sorted(MODEL_FAMILIES)}")
-    return MODEL_FAMILIES[name]
+from tcvideo.classification.prompts import tokenize_prompts
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -45,17 +31,17 @@ class VideoClassifier:
     """A video-text model of one family (TC-CLIP and its baselines, VicTR, ...) with its params, classifying
     videos against free-text classes.
 
-    family: a name of ``MODEL_FAMILIES`` ("tc_clip", "victr") or a ModelFamily; config: that family's model
+    family: a name of ``FAMILIES`` ("tc_clip", "victr") or a ModelFamily; config: that family's model
     config (every family's has num_frames, clip, prompt_context_length, split_camel_case).
     """
 
     def __init__(self, family: Any, config: Any, params: Any, dtype: Any = jnp.float32,
                  prompt_prefix: Optional[str] = None):
-        from tcvideo.classification.task import MODEL_FAMILIES, ModelFamily
+        from tcvideo.classification.task import FAMILIES, ModelFamily
         if isinstance(family, str):
-            self.family_name, family = family, model_family(family)
+            self.family_name, family = family, FAMILIES.lookup(family)
         elif isinstance(family, ModelFamily):
-            self.family_name = next((n for n, f in MODEL_FAMILIES.items() if f is family), None)
+            self.family_name = next((n for n, f in FAMILIES.items() if f is family), None)
         else:
             raise TypeError(f"VideoClassifier(family, config, params): family must be a model family name or a "
                             f"ModelFamily, got {type(family).__name__}")

@@ -92,7 +92,7 @@ def _load_model_dir(path: str, num_frames: int) -> LoadedModel:
 
 def _workdir_family(config: ml_collections.ConfigDict, config_path: str):
     """(name, ModelFamily) of a workdir's resolved config; CheckpointError naming the file and field."""
-    from tcvideo.classification.inference import model_family
+    from tcvideo.classification.task import FAMILIES
     from tcvideo.core.registry import DEFAULT_TASK
     task = config.get("task", DEFAULT_TASK)
     if task != DEFAULT_TASK:
@@ -100,14 +100,14 @@ def _workdir_family(config: ml_collections.ConfigDict, config_path: str):
                               "workdirs classify videos by class names")
     name = config.model.get("family", "tc_clip")  # workdirs older than model families are TC-CLIP ones
     try:
-        return name, model_family(name)
+        return name, FAMILIES.lookup(name)
     except KeyError as e:
         raise CheckpointError(f"{config_path}: model.family: {e.args[0]}") from None
 
 
 def _load_workdir(path: str, step: Optional[int]) -> LoadedModel:
-    from tcvideo.core import config as train_config
     from tcvideo.classification.inference import VideoClassifier
+    from tcvideo.core.config import ConfigError
     from tcvideo.core.checkpoints import load_checkpoint_params
 
     config_path = os.path.join(path, CONFIG_JSON)
@@ -116,7 +116,7 @@ def _load_workdir(path: str, step: Optional[int]) -> LoadedModel:
     name, family = _workdir_family(config, config_path)
     try:
         mc = family.model_config(config)
-    except train_config.ConfigError as e:
+    except ConfigError as e:
         raise CheckpointError(f"{config_path}: {e}") from e
     try:
         params = load_checkpoint_params(path, step)

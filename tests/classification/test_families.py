@@ -69,7 +69,7 @@ def run(tmp_path_factory):
 
 def _victr_probabilities(config, workdir: str, video: str) -> np.ndarray:
     """Class probabilities [C] of the VicTR module itself on the checkpoint params (softmax averaged over views)."""
-    from tcvideo.tc_clip.prompting import tokenize_prompts
+    from tcvideo.classification.prompts import tokenize_prompts
     from tcvideo.victr.family import model_config
     from tcvideo.victr.model import VicTR
     mc = model_config(config)

@@ -173,7 +173,7 @@ def test_clip_model_dir_is_zero_shot_clip(files, tmp_path):
     """A converted CLIP dir predicts as CLIP: mean of frame embeddings vs 'a photo of a {class}.' prompts."""
     from tcvideo.core import model_dir as store
     from tcvideo.clip import model as clip_lib
-    from tcvideo.tc_clip.prompting import tokenize_prompts
+    from tcvideo.classification.prompts import tokenize_prompts
     cfg = clip_lib.get_config("tiny")
     params = clip_lib.init_params(cfg, jax.random.PRNGKey(3))
     store.save_model(str(tmp_path / "clip"), params, {"model": "clip", "config": cfg.to_dict()})
