@@ -10,7 +10,6 @@ and its model config must carry ``prompt_context_length`` and ``split_camel_case
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Callable, Iterator
 
 import jax
@@ -45,17 +44,6 @@ def register_model_family(name: str, family: ModelFamily) -> None:
     MODEL_FAMILIES[name] = family
 
 
-def load_clip_params(path: str):
-    """OpenAI .pt file or tcvideo CLIP model dir -> (CLIPConfig, params)."""
-    if os.path.isdir(path):
-        from tcvideo.core import model_dir as store
-        from tcvideo.clip import model as clip_lib
-        params, meta = store.load_model(path)
-        return clip_lib.CLIPConfig.from_dict(meta["config"]), params
-    from tcvideo.clip.convert.openai import convert_file
-    return convert_file(path)
-
-
 def tc_clip_initial_params(config, mc) -> dict:
     """Numpy TC-CLIP params before fine-tuning: from init_checkpoint, from CLIP (init_clip), or random."""
     from tcvideo.tc_clip import model as tc_lib
@@ -65,7 +53,8 @@ def tc_clip_initial_params(config, mc) -> dict:
         return jax.tree_util.tree_map(np.asarray, params)
     if config.init_clip:
         from tcvideo.tc_clip.convert import clip_init_params
-        clip_cfg, clip_params = load_clip_params(config.init_clip)
+        from tcvideo.clip.loader import load_clip
+        clip_cfg, clip_params = load_clip(config.init_clip)
         if clip_cfg != mc.clip:
             raise ConfigError(f"config.init_clip: checkpoint is {clip_cfg} but config.model.clip is {mc.clip}")
         return clip_init_params(clip_params, mc, rng=np.random.default_rng(config.seed))

@@ -304,8 +304,8 @@ class OVOADTask(Task):
 def clip_initialised(params: dict, mc: oad.OVOADConfig, path: str) -> dict:
     """Copy a CLIP checkpoint into OV-OAD params: the text tower (and the frozen zero-shot tower), the
     saliency projector and zero-shot visual projection from CLIP's visual projection."""
-    from tcvideo.classification.task import load_clip_params
-    clip_cfg, clip = load_clip_params(path)
+    from tcvideo.clip.loader import load_clip
+    clip_cfg, clip = load_clip(path)
     clip = jax.tree_util.tree_map(np.asarray, clip)
     if (clip_cfg.text_width, clip_cfg.embed_dim, clip_cfg.vision_width) != (mc.text.text_width, mc.text.text_width, mc.feature_dim):
         raise ConfigError(f"config.init_clip: {path} has text width {clip_cfg.text_width} / vision width "

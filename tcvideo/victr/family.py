@@ -12,7 +12,8 @@ import ml_collections
 import numpy as np
 
 from tcvideo.core import config as train_config
-from tcvideo.classification.task import ModelFamily, load_clip_params, register_model_family
+from tcvideo.classification.task import ModelFamily, register_model_family
+from tcvideo.clip.loader import load_clip
 from tcvideo.core.config import ConfigError
 
 
@@ -85,7 +86,7 @@ def initial_params(config, mc) -> dict:
     from tcvideo.victr import model as victr_lib
     rng = jax.random.PRNGKey(config.seed)
     if config.init_clip:
-        clip_cfg, clip_params = load_clip_params(config.init_clip)
+        clip_cfg, clip_params = load_clip(config.init_clip)
         if clip_cfg != mc.clip:
             raise ConfigError(f"config.init_clip: checkpoint is {clip_cfg} but config.model.clip is {mc.clip}")
         try:
