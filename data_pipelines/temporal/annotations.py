@@ -1,4 +1,5 @@
-"""Local annotation files for online action detection -> {video name: [Segment, ...]} (times in seconds).
+"""Local annotation files of untrimmed videos (OV-OAD and FS-CAL) -> {video name: [Segment, ...]} (times in
+seconds; ``to_snippets`` converts one video's segments to snippet units of its feature array, for FS-CAL).
 
 Formats (``fmt``):
 
@@ -17,6 +18,7 @@ Every parse error raises ``AnnotationError`` naming the file and line.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -192,3 +194,37 @@ def activitynet_class_names(path: str) -> list[str]:
     """Sorted ActivityNet class names of a 1.3 JSON (for a 200 + background vocabulary)."""
     labels = {s.label for segs in parse_activitynet(path).values() for s in segs}
     return sorted(labels)
+
+
+# ----------------------------------------------------------------------------- snippet units (FS-CAL)
+
+def labelled_segments(segments: dict[str, list[Segment]]) -> dict[str, list[Segment]]:
+    """Each video's segments that name a class (no ambiguous or caption-only ones), sorted by (start, end,
+    label); videos left without any are dropped."""
+    out = {}
+    for vid, segs in segments.items():
+        kept = sorted((g for g in segs if g.label is not None and not g.ambiguous),
+                      key=lambda g: (g.start, g.end, g.label))
+        if kept:
+            out[vid] = kept
+    return out
+
+
+def to_snippets(segments: Sequence[Segment], num_snippets: int, snippets_per_second: float,
+                duration: Optional[float] = None, video: Optional[str] = None) -> list[Segment]:
+    """One video's segments in seconds -> the same segments in snippet units of its [T, D] feature array,
+    clipped to [0, T].
+
+    With a ``duration`` (ActivityNet) the T snippets span the whole video (scale T / duration, which also
+    covers features resized to a fixed T); without one (THUMOS) the scale is ``snippets_per_second``.
+    Segments left empty by the clipping are dropped. ``video``, when given, is set on the returned segments
+    (``Segment.video``) and named in errors."""
+    scale = num_snippets / duration if duration else snippets_per_second
+    if scale <= 0:
+        raise ValueError(f"video {video}: non-positive snippet scale {scale}")
+    out = []
+    for g in segments:
+        s, e = max(0.0, g.start * scale), min(float(num_snippets), g.end * scale)
+        if e > s:
+            out.append(dataclasses.replace(g, start=s, end=e, video=video if video is not None else g.video))
+    return out
