@@ -48,16 +48,27 @@ def load_segments(path: str, fmt: str, *, subset: Optional[str] = None,
     return out
 
 
-def _float(value: str, path: str, lineno: int) -> float:
+def _float(value: object, path: str, lineno: Optional[int]) -> float:
     try:
         return float(value)
-    except ValueError:
+    except (TypeError, ValueError):
         raise AnnotationError(path, lineno, f"{value!r} is not a time in seconds") from None
 
 
-def _check(start: float, end: float, path: str, lineno: Optional[int]) -> None:
-    if end < start or start < 0:
-        raise AnnotationError(path, lineno, f"segment [{start}, {end}] has end < start or a negative start")
+def _interval(start: object, end: object, path: str, lineno: Optional[int]) -> tuple[float, float]:
+    """(start, end) in seconds of one annotation, checked: AnnotationError naming the file and line."""
+    s, e = _float(start, path, lineno), _float(end, path, lineno)
+    if e < s or s < 0:
+        raise AnnotationError(path, lineno, f"segment [{s}, {e}] has end < start or a negative start")
+    return s, e
+
+
+def _read_json(path: str) -> object:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
 
 
 def parse_thumos14(path: str, split: Optional[str] = None) -> dict[str, list[Segment]]:
@@ -81,8 +92,7 @@ def parse_thumos14(path: str, split: Optional[str] = None) -> dict[str, list[Seg
                     continue
                 if len(parts) != 3:
                     raise AnnotationError(f, lineno, f"expected 'video start end', got {line.strip()!r}")
-                s, e = _float(parts[1], f, lineno), _float(parts[2], f, lineno)
-                _check(s, e, f, lineno)
+                s, e = _interval(parts[1], parts[2], f, lineno)
                 amb = cls.lower() == "ambiguous"
                 out.setdefault(parts[0], []).append(Segment(s, e, None if amb else cls, ambiguous=amb))
     return out
@@ -101,18 +111,13 @@ def parse_tvseries(path: str) -> dict[str, list[Segment]]:
                 parts = [parts[0], " ".join(parts[1:-2]), parts[-2], parts[-1]]
             if len(parts) != 4:
                 raise AnnotationError(path, lineno, f"expected 'video, class, start, end', got {line!r}")
-            s, e = _float(parts[2], path, lineno), _float(parts[3], path, lineno)
-            _check(s, e, path, lineno)
+            s, e = _interval(parts[2], parts[3], path, lineno)
             out.setdefault(parts[0], []).append(Segment(s, e, parts[1]))
     return out
 
 
 def _activitynet_database(path: str) -> dict:
-    try:
-        with open(path) as fh:
-            raw = json.load(fh)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
+    raw = _read_json(path)
     db = raw.get("database", raw) if isinstance(raw, dict) else None
     if not isinstance(db, dict) or not all(isinstance(v, dict) for v in db.values()):
         raise AnnotationError(path, None, "expected {'database': {video_id: {...}}}")
@@ -144,8 +149,7 @@ def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list
             except (KeyError, TypeError, ValueError):
                 raise AnnotationError(path, None, f"database[{vid!r}].annotations[{i}]: needs 'segment' [start, end] "
                                                   f"and 'label'") from None
-            _check(float(s), float(e), path, None)
-            segs.append(Segment(float(s), float(e), str(label)))
+            segs.append(Segment(*_interval(s, e, path, None), str(label)))
         out[vid] = segs
     return out
 
@@ -153,11 +157,7 @@ def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list
 def parse_captions(path: str) -> dict[str, list[Segment]]:
     out: dict[str, list[Segment]] = {}
     if path.endswith(".json"):
-        try:
-            with open(path) as fh:
-                raw = json.load(fh)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
+        raw = _read_json(path)
         items = []
         if isinstance(raw, dict):
             for vid, caps in raw.items():
@@ -173,8 +173,7 @@ def parse_captions(path: str) -> dict[str, list[Segment]]:
         for vid, c in items:
             if not isinstance(c, (list, tuple)) or len(c) != 3 or c[2] is None:
                 raise AnnotationError(path, None, f"video {vid}: caption {c!r} is not [start, end, text]")
-            s, e = float(c[0]), float(c[1])
-            _check(s, e, path, None)
+            s, e = _interval(c[0], c[1], path, None)
             out.setdefault(str(vid), []).append(Segment(s, e, None, text=str(c[2])))
         return out
     with open(path) as fh:
@@ -184,8 +183,7 @@ def parse_captions(path: str) -> dict[str, list[Segment]]:
                 continue
             if len(parts) != 4:
                 raise AnnotationError(path, lineno, f"expected 'video_id start end text', got {line.strip()!r}")
-            s, e = _float(parts[1], path, lineno), _float(parts[2], path, lineno)
-            _check(s, e, path, lineno)
+            s, e = _interval(parts[1], parts[2], path, lineno)
             out.setdefault(parts[0], []).append(Segment(s, e, None, text=parts[3]))
     return out
 

@@ -48,6 +48,7 @@ def test_parse_activitynet(tmp_path):
     ({"database": {"v": {"subset": "training", "annotations": []}}}, r"database\['v'\]\.duration"),
     ({"database": {"v": {"duration": 9, "annotations": [{"segment": [5, 2], "label": "x"}]}}}, "end < start"),
     ({"database": {"v": {"duration": 9, "annotations": [{"label": "x"}]}}}, r"annotations\[0\]"),
+    ({"database": {"v": {"duration": 9, "annotations": [{"segment": ["a", 2], "label": "x"}]}}}, "'a' is not a time"),
     ({"videos": []}, "'database'"),
 ])
 def test_parse_activitynet_errors_name_file_and_field(tmp_path, bad, match):
