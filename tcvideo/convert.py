@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tcvideo.convert",
         description="Convert foreign checkpoints to tcvideo model directories (load with "
-                    "tcvideo.clip.convert.api.load_clip).")
+                    "tcvideo.clip.loader.load_clip).")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="source", metavar="SOURCE", required=True)
     for name, cmd in SUBCOMMANDS.items():

@@ -1,4 +1,5 @@
-"""Local annotation files for online action detection -> {video name: [Segment, ...]} (times in seconds).
+"""Local annotation files of untrimmed videos (OV-OAD and FS-CAL) -> {video name: [Segment, ...]} (times in
+seconds; ``to_snippets`` converts one video's segments to snippet units of its feature array, for FS-CAL).
 
 Formats (``fmt``):
 
@@ -17,6 +18,7 @@ Every parse error raises ``AnnotationError`` naming the file and line.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -46,16 +48,27 @@ def load_segments(path: str, fmt: str, *, subset: Optional[str] = None,
     return out
 
 
-def _float(value: str, path: str, lineno: int) -> float:
+def _float(value: object, path: str, lineno: Optional[int]) -> float:
     try:
         return float(value)
-    except ValueError:
+    except (TypeError, ValueError):
         raise AnnotationError(path, lineno, f"{value!r} is not a time in seconds") from None
 
 
-def _check(start: float, end: float, path: str, lineno: Optional[int]) -> None:
-    if end < start or start < 0:
-        raise AnnotationError(path, lineno, f"segment [{start}, {end}] has end < start or a negative start")
+def _interval(start: object, end: object, path: str, lineno: Optional[int]) -> tuple[float, float]:
+    """(start, end) in seconds of one annotation, checked: AnnotationError naming the file and line."""
+    s, e = _float(start, path, lineno), _float(end, path, lineno)
+    if e < s or s < 0:
+        raise AnnotationError(path, lineno, f"segment [{s}, {e}] has end < start or a negative start")
+    return s, e
+
+
+def _read_json(path: str) -> object:
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as e:
+        raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
 
 
 def parse_thumos14(path: str, split: Optional[str] = None) -> dict[str, list[Segment]]:
@@ -79,8 +92,7 @@ def parse_thumos14(path: str, split: Optional[str] = None) -> dict[str, list[Seg
                     continue
                 if len(parts) != 3:
                     raise AnnotationError(f, lineno, f"expected 'video start end', got {line.strip()!r}")
-                s, e = _float(parts[1], f, lineno), _float(parts[2], f, lineno)
-                _check(s, e, f, lineno)
+                s, e = _interval(parts[1], parts[2], f, lineno)
                 amb = cls.lower() == "ambiguous"
                 out.setdefault(parts[0], []).append(Segment(s, e, None if amb else cls, ambiguous=amb))
     return out
@@ -99,18 +111,13 @@ def parse_tvseries(path: str) -> dict[str, list[Segment]]:
                 parts = [parts[0], " ".join(parts[1:-2]), parts[-2], parts[-1]]
             if len(parts) != 4:
                 raise AnnotationError(path, lineno, f"expected 'video, class, start, end', got {line!r}")
-            s, e = _float(parts[2], path, lineno), _float(parts[3], path, lineno)
-            _check(s, e, path, lineno)
+            s, e = _interval(parts[2], parts[3], path, lineno)
             out.setdefault(parts[0], []).append(Segment(s, e, parts[1]))
     return out
 
 
 def _activitynet_database(path: str) -> dict:
-    try:
-        with open(path) as fh:
-            raw = json.load(fh)
-    except json.JSONDecodeError as e:
-        raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
+    raw = _read_json(path)
     db = raw.get("database", raw) if isinstance(raw, dict) else None
     if not isinstance(db, dict) or not all(isinstance(v, dict) for v in db.values()):
         raise AnnotationError(path, None, "expected {'database': {video_id: {...}}}")
@@ -142,8 +149,7 @@ def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list
             except (KeyError, TypeError, ValueError):
                 raise AnnotationError(path, None, f"database[{vid!r}].annotations[{i}]: needs 'segment' [start, end] "
                                                   f"and 'label'") from None
-            _check(float(s), float(e), path, None)
-            segs.append(Segment(float(s), float(e), str(label)))
+            segs.append(Segment(*_interval(s, e, path, None), str(label)))
         out[vid] = segs
     return out
 
@@ -151,11 +157,7 @@ def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list
 def parse_captions(path: str) -> dict[str, list[Segment]]:
     out: dict[str, list[Segment]] = {}
     if path.endswith(".json"):
-        try:
-            with open(path) as fh:
-                raw = json.load(fh)
-        except json.JSONDecodeError as e:
-            raise AnnotationError(path, e.lineno, f"not valid JSON: {e.msg}") from None
+        raw = _read_json(path)
         items = []
         if isinstance(raw, dict):
             for vid, caps in raw.items():
@@ -171,8 +173,7 @@ def parse_captions(path: str) -> dict[str, list[Segment]]:
         for vid, c in items:
             if not isinstance(c, (list, tuple)) or len(c) != 3 or c[2] is None:
                 raise AnnotationError(path, None, f"video {vid}: caption {c!r} is not [start, end, text]")
-            s, e = float(c[0]), float(c[1])
-            _check(s, e, path, None)
+            s, e = _interval(c[0], c[1], path, None)
             out.setdefault(str(vid), []).append(Segment(s, e, None, text=str(c[2])))
         return out
     with open(path) as fh:
@@ -182,8 +183,7 @@ def parse_captions(path: str) -> dict[str, list[Segment]]:
                 continue
             if len(parts) != 4:
                 raise AnnotationError(path, lineno, f"expected 'video_id start end text', got {line.strip()!r}")
-            s, e = _float(parts[1], path, lineno), _float(parts[2], path, lineno)
-            _check(s, e, path, lineno)
+            s, e = _interval(parts[1], parts[2], path, lineno)
             out.setdefault(parts[0], []).append(Segment(s, e, None, text=parts[3]))
     return out
 
@@ -192,3 +192,37 @@ def activitynet_class_names(path: str) -> list[str]:
     """Sorted ActivityNet class names of a 1.3 JSON (for a 200 + background vocabulary)."""
     labels = {s.label for segs in parse_activitynet(path).values() for s in segs}
     return sorted(labels)
+
+
+# ----------------------------------------------------------------------------- snippet units (FS-CAL)
+
+def labelled_segments(segments: dict[str, list[Segment]]) -> dict[str, list[Segment]]:
+    """Each video's segments that name a class (no ambiguous or caption-only ones), sorted by (start, end,
+    label); videos left without any are dropped."""
+    out = {}
+    for vid, segs in segments.items():
+        kept = sorted((g for g in segs if g.label is not None and not g.ambiguous),
+                      key=lambda g: (g.start, g.end, g.label))
+        if kept:
+            out[vid] = kept
+    return out
+
+
+def to_snippets(segments: Sequence[Segment], num_snippets: int, snippets_per_second: float,
+                duration: Optional[float] = None, video: Optional[str] = None) -> list[Segment]:
+    """One video's segments in seconds -> the same segments in snippet units of its [T, D] feature array,
+    clipped to [0, T].
+
+    With a ``duration`` (ActivityNet) the T snippets span the whole video (scale T / duration, which also
+    covers features resized to a fixed T); without one (THUMOS) the scale is ``snippets_per_second``.
+    Segments left empty by the clipping are dropped. ``video``, when given, is set on the returned segments
+    (``Segment.video``) and named in errors."""
+    scale = num_snippets / duration if duration else snippets_per_second
+    if scale <= 0:
+        raise ValueError(f"video {video}: non-positive snippet scale {scale}")
+    out = []
+    for g in segments:
+        s, e = max(0.0, g.start * scale), min(float(num_snippets), g.end * scale)
+        if e > s:
+            out.append(dataclasses.replace(g, start=s, end=e, video=video if video is not None else g.video))
+    return out

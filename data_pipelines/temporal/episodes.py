@@ -29,7 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from data_pipelines.temporal.sources import FeatureSource, Instance
+from data_pipelines.temporal.sources import FeatureSource
+from data_pipelines.temporal.video import Segment
 
 
 def resample(x: np.ndarray, length: int) -> np.ndarray:
@@ -53,12 +54,12 @@ class EpisodeSampler:
             raise ValueError(f"shots must be >= 1, got {shots}")
         self.source, self.shots, self.query_len = source, shots, query_len
         self.support_len, self.max_gt = support_len, max_gt
-        by_class: dict[str, list[Instance]] = {c: [] for c in classes}
+        by_class: dict[str, list[Segment]] = {c: [] for c in classes}
         for inst in source.instances:
             if inst.label in by_class:
                 by_class[inst.label].append(inst)
         self.by_class = by_class
-        self.queries: dict[str, list[Instance]] = {}
+        self.queries: dict[str, list[Segment]] = {}
         for c, insts in by_class.items():
             ok = [q for q in insts if math.ceil(q.end) - math.floor(q.start) <= query_len
                   and sum(i.video != q.video for i in insts) >= shots]

@@ -1,12 +1,14 @@
-"""Per-video frame features for OV-OAD: reading and writing.
+"""Per-video frame features: reading (OV-OAD and FS-CAL) and writing.
 
-Readable layouts of ``load_videos(path, ...)``:
+``read_feature_file`` is the one reader of per-video feature files, ``find_feature_file`` finds a video's
+file by id. Readable layouts of ``load_videos(path, ...)`` (OV-OAD):
 
 * a TFDS dataset directory written by ``tcvideo extract-features`` (``OADFeatures`` below; features
   'name', 'rgb' [T, D] float16, 'fps', 'duration');
 * a directory of released-style per-video files ``{name}.pkl`` holding ``{"rgb": [T, D], "captions":
-  {id: [start, end, text]}, "fps", "vlen_src"}`` (``.npz`` with the same keys, or ``.npy`` with rgb only,
-  assuming 4 fps).
+  {id: [start, end, text]}, "fps", "vlen_src"}`` (``.npz`` with the same keys, its features also as
+  ``features`` or its only array; or ``.npy`` with rgb only, assuming 4 fps: what
+  ``tcvideo extract-features --format=npy`` writes and FS-CAL reads memory-mapped).
 
 Segments from an annotation file are attached by video name (``v_`` prefixes of ActivityNet ids are
 tolerated); a file's own captions are used when the annotation file has none for that video.
@@ -24,29 +26,59 @@ import numpy as np
 from data_pipelines.temporal.video import FPS, OADVideo, Segment
 
 FILE_EXTS = (".pkl", ".pickle", ".npz", ".npy")
+# The order ``find_feature_file`` tries: memory-mappable .npy first.
+LOOKUP_EXTS = (".npy", ".npz", ".pkl", ".pickle")
+FEATURE_KEYS = ("rgb", "features")  # names of the [T, D] array in a .npz / .pkl, in order of preference
 
 
-def read_feature_file(path: str) -> dict:
-    """One per-video file -> {'rgb': [T, D], 'fps': float, 'duration': float|None, 'captions': [Segment]}."""
+def video_name_variants(name: str) -> tuple[str, str]:
+    """A video id and its ActivityNet twin: ids are ``abc``, released files ``v_abc`` (or the reverse)."""
+    return (name, name[2:]) if name.startswith("v_") else (name, "v_" + name)
+
+
+def find_feature_file(directory: str, video: str) -> Optional[str]:
+    """The feature file of ``video`` in ``directory`` (``<video><ext>`` or its ``v_`` twin), else None."""
+    for stem in video_name_variants(video):
+        for ext in LOOKUP_EXTS:
+            p = os.path.join(directory, stem + ext)
+            if os.path.exists(p):
+                return p
+    return None
+
+
+def _read_raw(path: str, mmap: bool) -> object:
+    """A file's contents: a .pkl's object, a .npz's {key: array}, a .npy's {'rgb': array}."""
     if path.endswith((".pkl", ".pickle")):
         with open(path, "rb") as f:
-            raw = pickle.load(f)
-    elif path.endswith(".npz"):
-        with np.load(path, allow_pickle=True) as z:
-            raw = {k: z[k] for k in z.files}
-            if "captions" in raw:
-                raw["captions"] = raw["captions"].item()
-    elif path.endswith(".npy"):
-        raw = {"rgb": np.load(path)}
-    else:
-        raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")
-    if not isinstance(raw, dict) or "rgb" not in raw:
-        raise ValueError(f"{path}: expected a dict with key 'rgb' [T, D]")
-    rgb = np.asarray(raw["rgb"])
-    if rgb.ndim != 2:
-        raise ValueError(f"{path}: 'rgb' has shape {rgb.shape}, expected [T, D]")
+            return pickle.load(f)
+    if path.endswith(".npz"):
+        with np.load(path, allow_pickle=True) as z:  # released .npz files keep captions as an object array
+            return {k: z[k] for k in z.files}
+    if path.endswith(".npy"):
+        return {"rgb": np.load(path, mmap_mode="r" if mmap else None)}
+    raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")
+
+
+def read_feature_file(path: str, *, mmap: bool = False) -> dict:
+    """One per-video file -> {'rgb': [T, D], 'fps': float, 'duration': float|None, 'captions': [Segment]}.
+
+    The features are the 'rgb' entry, else 'features', else a file's only entry. ``mmap``: a ``.npy``
+    file's features are memory-mapped (read-only, read when indexed), not loaded. ValueError naming the
+    file when it holds no [T, D] features with T >= 1."""
+    raw = _read_raw(path, mmap)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a dict with key 'rgb' [T, D], got a {type(raw).__name__}")
+    key = next((k for k in FEATURE_KEYS if k in raw), next(iter(raw)) if len(raw) == 1 else None)
+    if key is None:
+        raise ValueError(f"{path}: no {' or '.join(map(repr, FEATURE_KEYS))} array among {sorted(raw)}")
+    rgb = np.asarray(raw[key])
+    if rgb.ndim != 2 or rgb.shape[0] < 1:
+        raise ValueError(f"{path}: features must be [T, D] with T >= 1, got shape {rgb.shape}")
+    captions = raw.get("captions")
+    if isinstance(captions, np.ndarray):  # a .npz's 0-d object array
+        captions = captions.item()
     caps = []
-    for k, c in dict(raw.get("captions", {}) or {}).items():
+    for k, c in dict(captions or {}).items():
         if len(c) != 3:
             raise ValueError(f"{path}: caption {k!r} is not [start, end, text]")
         caps.append(Segment(float(c[0]), float(c[1]), None, text=str(c[2])))
@@ -96,8 +128,7 @@ def load_videos(path: str, segments: Optional[dict] = None, *, feature_dim: Opti
     segments = segments or {}
     out = []
     for name, d in iter_feature_files(path):
-        key = name if name in segments else (name[2:] if name.startswith("v_") and name[2:] in segments else
-                                              ("v_" + name if "v_" + name in segments else None))
+        key = next((k for k in video_name_variants(name) if k in segments), None)
         if key is None and require_annotation and segments:
             continue
         if feature_dim is not None and d["rgb"].shape[1] != feature_dim:

@@ -3,10 +3,11 @@ action instances in snippet units.
 
 Feature layout on disk (what ``tcvideo extract-features --format=npy --fps=R`` writes: CLIP features
 of one frame per snippet, R snippets per second): one file per video in ``feature_dir``,
-``<video_id>.npy`` (a float [T, D] array) or ``<video_id>.npz`` (key ``features`` or ``rgb``, else its
-only array); ActivityNet's ``v_<video_id>`` file names are also found. Snippet t covers
-[t, t + 1) in snippet units; annotations are converted to these units by
-``temporal_annotations.to_snippets``.
+``<video_id>.npy`` (a float [T, D] array, memory-mapped) or any other file the project's one feature
+reader takes (``data_pipelines.temporal.features.read_feature_file``: ``.npz`` with key ``rgb`` or
+``features``, else its only array; ``.pkl``); ActivityNet's ``v_<video_id>`` file names are also found.
+Snippet t covers [t, t + 1) in snippet units; annotations (``load_annotations``: segments in seconds and
+ActivityNet's durations) are converted to these units by ``annotations.to_snippets``.
 
 ``SyntheticFeatureSource`` builds feature-level long videos in memory (tests and the demo): each class
 is a fixed sequence of prototype vectors (its temporal pattern), an instance is that pattern
@@ -14,31 +15,24 @@ stretched over its length plus noise, embedded in a background of noise around a
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from typing import Optional, Sequence
 
 import numpy as np
 
-from data_pipelines.temporal import snippets as ta
-
-
-@dataclasses.dataclass(frozen=True)
-class Instance:
-    """One action instance, in snippet units of its video's feature array."""
-
-    video: str
-    start: float
-    end: float
-    label: str
+from data_pipelines.temporal import annotations as ann_lib
+from data_pipelines.temporal.features import LOOKUP_EXTS, find_feature_file, read_feature_file
+from data_pipelines.temporal.video import Segment
+from data_pipelines.video.annotations import AnnotationError
 
 
 class FeatureSource:
-    """Videos (id -> number of snippets T), instances, and ``features(video) -> float32 [T, D]``."""
+    """Videos (id -> number of snippets T), action instances (``Segment``s in snippet units of their video's
+    feature array, ``video`` and ``label`` set), and ``features(video) -> float32 [T, D]``."""
 
     num_snippets: dict[str, int]
-    instances: list[Instance]
+    instances: list[Segment]
     feature_dim: int
 
     def features(self, video: str) -> np.ndarray:
@@ -50,61 +44,68 @@ class FeatureSource:
 
 # ----------------------------------------------------------------------------- files on disk
 
-def feature_path(feature_dir: str, video: str) -> Optional[str]:
-    for stem in (video, f"v_{video}"):
-        for ext in (".npy", ".npz"):
-            p = os.path.join(feature_dir, stem + ext)
-            if os.path.exists(p):
-                return p
-    return None
+def load_annotations(dataset: str, path: str) -> tuple[dict[str, list[Segment]], dict[str, float]]:
+    """FS-CAL's annotations -> ({video: [Segment] in seconds}, {video: duration in seconds}).
 
-
-def load_feature_file(path: str, mmap: bool = True) -> np.ndarray:
-    """[T, D] array of a .npy / .npz feature file (ValueError naming the file otherwise)."""
-    if path.endswith(".npz"):
-        with np.load(path) as z:
-            keys = list(z.keys())
-            key = next((k for k in ("features", "rgb") if k in keys), keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise ValueError(f"{path}: no 'features' or 'rgb' array among {keys}")
-            x = z[key]
-    else:
-        x = np.load(path, mmap_mode="r" if mmap else None)
-    if x.ndim != 2 or x.shape[0] < 1:
-        raise ValueError(f"{path}: features must be [T, D] with T >= 1, got shape {x.shape}")
-    return x
+    'activitynet': the training and validation videos of an ActivityNet 1.3 JSON, with durations.
+    'thumos14': the val and test files of a THUMOS'14 annotation folder pooled (the common-action protocol
+    splits classes, not videos), ambiguous segments left out, no durations. AnnotationError names the file."""
+    if dataset == "activitynet":
+        videos = ann_lib.activitynet_videos(path)
+        segments = ann_lib.parse_activitynet(path)  # all subsets: a malformed entry anywhere is reported
+        kept = [v for v, m in videos.items() if m["subset"] in ("training", "validation")]
+        return {v: segments[v] for v in kept}, {v: videos[v]["duration"] for v in kept}
+    if dataset != "thumos14":
+        raise ValueError(f"dataset {dataset!r}: annotations are read for 'activitynet' or 'thumos14'")
+    segments: dict[str, list[Segment]] = {}
+    for split in ("val", "test"):
+        try:
+            segments.update(ann_lib.labelled_segments(ann_lib.parse_thumos14(path, split)))
+        except AnnotationError as e:
+            if "annotation files" not in str(e):  # a split without files is fine; a bad file is not
+                raise
+    if not segments:
+        raise AnnotationError(path, None, "no <Class>_val.txt or <Class>_test.txt files")
+    return segments, {}
 
 
 class NpyFeatureSource(FeatureSource):
     """Features read from ``feature_dir`` for the annotated videos that have a feature file.
 
-    Videos without a feature file are skipped (their ids in ``missing``); ``snippets_per_second``
-    converts THUMOS seconds (no durations) to snippets."""
+    ``segments``: {video: [Segment]} in seconds; ``durations`` (seconds, where known) or else
+    ``snippets_per_second`` (THUMOS) convert them to snippets. Videos without a feature file are skipped
+    (their ids in ``missing``)."""
 
-    def __init__(self, annotations: dict[str, ta.VideoAnnotation], feature_dir: str, snippets_per_second: float):
+    def __init__(self, segments: dict[str, list[Segment]], feature_dir: str, snippets_per_second: float, *,
+                 durations: Optional[dict[str, float]] = None):
         if not os.path.isdir(feature_dir):
             raise ValueError(f"feature_dir {feature_dir!r}: no such directory")
+        durations = durations or {}
         self.paths, self.num_snippets, self.instances, self.missing = {}, {}, [], []
         dims = set()
-        for vid in sorted(annotations):
-            p = feature_path(feature_dir, vid)
+        for vid in sorted(segments):
+            p = find_feature_file(feature_dir, vid)
             if p is None:
                 self.missing.append(vid)
                 continue
-            x = load_feature_file(p)
-            dims.add(x.shape[1])
-            self.paths[vid], self.num_snippets[vid] = p, int(x.shape[0])
-            for g in ta.to_snippets(annotations[vid], x.shape[0], snippets_per_second):
-                self.instances.append(Instance(vid, g.start, g.end, g.label))
+            t, d = self._read(p).shape
+            dims.add(d)
+            self.paths[vid], self.num_snippets[vid] = p, t
+            self.instances += ann_lib.to_snippets(segments[vid], t, snippets_per_second, durations.get(vid), video=vid)
         if not self.paths:
-            raise ValueError(f"feature_dir {feature_dir!r}: none of the {len(annotations)} annotated videos has a "
-                             f"<video_id>.npy/.npz feature file")
+            raise ValueError(f"feature_dir {feature_dir!r}: none of the {len(segments)} annotated videos has a "
+                             f"feature file (<video_id> with one of {LOOKUP_EXTS})")
         if len(dims) != 1:
             raise ValueError(f"feature_dir {feature_dir!r}: feature files disagree on D: {sorted(dims)}")
         self.feature_dim = dims.pop()
 
+    @staticmethod
+    def _read(path: str) -> np.ndarray:
+        """[T, D], memory-mapped for .npy files (only the snippets an episode uses are read)."""
+        return read_feature_file(path, mmap=True)["rgb"]
+
     def features(self, video: str) -> np.ndarray:
-        return np.asarray(load_feature_file(self.paths[video]), np.float32)
+        return np.asarray(self._read(self.paths[video]), np.float32)
 
 
 # ----------------------------------------------------------------------------- synthetic
@@ -137,7 +138,7 @@ class SyntheticFeatureSource(FeatureSource):
                 x, inst = self._video(rng, labels, video_len, min_len, max_len, noise)
                 self._feats[vid] = x
                 self.num_snippets[vid] = video_len
-                self.instances += [Instance(vid, float(s), float(e), self.classes[k]) for k, s, e in inst]
+                self.instances += [Segment(float(s), float(e), self.classes[k], video=vid) for k, s, e in inst]
 
     def _video(self, rng, labels, video_len, min_len, max_len, noise):
         d = self.feature_dim

@@ -13,14 +13,17 @@ BACKGROUND = "background"
 
 @dataclasses.dataclass(frozen=True)
 class Segment:
-    """An annotated interval in seconds. ``label``: class name (None: a caption without a class);
-    ``text``: its caption (None: made from the class name when needed); ``ambiguous``: THUMOS' Ambiguous."""
+    """An annotated interval in seconds (in snippet units after ``annotations.to_snippets``: FS-CAL's action
+    instances). ``label``: class name (None: a caption without a class); ``text``: its caption (None: made
+    from the class name when needed); ``ambiguous``: THUMOS' Ambiguous; ``video``: the video it belongs to
+    where segments of many videos are listed together (FS-CAL's ``FeatureSource.instances``), else None."""
 
     start: float
     end: float
     label: Optional[str] = None
     text: Optional[str] = None
     ambiguous: bool = False
+    video: Optional[str] = None
 
 
 @dataclasses.dataclass

@@ -10,8 +10,10 @@ ln_post without the visual projection (768-d for ViT-B/16), float16, with fps an
 ``--format=tfds`` (default) writes a TFDS dataset (what OV-OAD reads); ``--format=npy`` writes one
 ``<video>.npy`` float16 [T, D] per video (memory-mappable; what FS-CAL reads, with
 ``fs_cal.snippets_per_second`` = ``--fps``; OV-OAD reads it too, at 4 fps).
-``--clip`` is an OpenAI .pt file or a tcvideo CLIP model dir; ``random:PRESET`` builds a randomly
-initialised CLIP (tests and demos only).
+``--clip`` is whatever ``tcvideo.clip.loader.load_clip`` reads (an OpenAI .pt file, a Hugging Face CLIP
+dir or a tcvideo CLIP model dir); ``random:PRESET`` builds a randomly initialised CLIP (tests and demos only).
+``--videos`` is a directory (its files with one of ``data_pipelines.video.annotations.VIDEO_EXTENSIONS``,
+the extensions the dataset builder accepts) or a text file with one path a line.
 """
 from __future__ import annotations
 
@@ -22,25 +24,26 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-VIDEO_EXTS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v")
+from data_pipelines.video.annotations import VIDEO_EXTENSIONS
 
 
 def list_videos(src: str) -> list[str]:
+    """A directory's video files (sorted) or the paths listed in a text file."""
     if os.path.isdir(src):
-        return sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(VIDEO_EXTS))
+        return sorted(os.path.join(src, f) for f in os.listdir(src) if f.lower().endswith(VIDEO_EXTENSIONS))
     with open(src) as f:
         return [line.strip() for line in f if line.strip()]
 
 
-def load_clip(spec: str):
-    """-> (CLIPConfig, params)."""
+def clip_from_arg(spec: str):
+    """``--clip`` -> (CLIPConfig, params): ``random:PRESET`` or a checkpoint for the one CLIP loader."""
     if spec.startswith("random:"):
         import jax
         from tcvideo.clip import model as clip_lib
         cfg = clip_lib.get_config(spec.split(":", 1)[1])
         return cfg, clip_lib.init_params(cfg, jax.random.PRNGKey(0))
-    from tcvideo.classification.task import load_clip_params
-    return load_clip_params(spec)
+    from tcvideo.clip.loader import load_clip
+    return load_clip(spec)
 
 
 def sample_frames(frames: np.ndarray, src_fps: float, duration: float, fps: float = 4.0) -> np.ndarray:
@@ -68,7 +71,7 @@ def extract(paths: Sequence[str], encoder, *, batch: int = 64, fps: float = 4.0)
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="tcvideo extract-features", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--clip", required=True, help="OpenAI CLIP .pt, tcvideo CLIP dir, or random:PRESET")
+    ap.add_argument("--clip", required=True, help="OpenAI CLIP .pt, Hugging Face CLIP dir, tcvideo CLIP dir, or random:PRESET")
     ap.add_argument("--videos", required=True, help="directory of videos or a text file with one path a line")
     ap.add_argument("--out", required=True, help="output directory of the TFDS dataset")
     ap.add_argument("--split", default="train")
@@ -86,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not paths:
         print(f"error: --videos: no video in {args.videos!r}", file=sys.stderr)
         return 2
-    cfg, params = load_clip(args.clip)
+    cfg, params = clip_from_arg(args.clip)
     enc = FrameEncoder(cfg, params)
     examples = lambda: extract(paths, enc, batch=args.batch, fps=args.fps)
     if args.format == "npy":

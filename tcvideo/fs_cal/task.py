@@ -101,7 +101,7 @@ def _err(field: str, msg: str) -> ConfigError:
 
 def build_source(fc):
     """The FeatureSource of ``config.fs_cal`` (ConfigError naming the field on bad input)."""
-    from data_pipelines.temporal import sources, snippets as ta
+    from data_pipelines.temporal import sources
     from data_pipelines.video.annotations import AnnotationError
     if fc.dataset not in DATASETS:
         raise _err("dataset", f"{fc.dataset!r} not in {DATASETS}")
@@ -115,22 +115,11 @@ def build_source(fc):
     if not fc.feature_dir or not os.path.isdir(fc.feature_dir):
         raise _err("feature_dir", f"no such directory {fc.feature_dir!r}")
     try:
-        if fc.dataset == "activitynet":
-            ann = ta.parse_activitynet(fc.annotations, subsets=("training", "validation"))
-        else:  # the common-action protocol splits classes, so both THUMOS splits are pooled
-            ann = {}
-            for split in ("val", "test"):
-                try:
-                    ann.update(ta.parse_thumos14(fc.annotations, split))
-                except AnnotationError as e:
-                    if "annotation files" not in str(e):
-                        raise
-            if not ann:
-                raise AnnotationError(fc.annotations, None, "no <Class>_val.txt or <Class>_test.txt files")
+        segments, durations = sources.load_annotations(fc.dataset, fc.annotations)
     except AnnotationError as e:
         raise _err("annotations", str(e)) from e
     try:
-        return sources.NpyFeatureSource(ann, fc.feature_dir, fc.snippets_per_second)
+        return sources.NpyFeatureSource(segments, fc.feature_dir, fc.snippets_per_second, durations=durations)
     except ValueError as e:
         raise _err("feature_dir", str(e).splitlines()[0]) from e
 

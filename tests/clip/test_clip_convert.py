@@ -20,6 +20,7 @@ transformers = pytest.importorskip("transformers")
 from safetensors.numpy import load_file, save_file  # noqa: E402
 
 from tcvideo.clip.convert import api, hf, openai
+from tcvideo.clip.loader import load_clip
 from tcvideo import convert as cli
 from tcvideo.core import model_dir as store  # noqa: E402
 from tcvideo.clip.convert.common import ConversionError, read_torch_file  # noqa: E402
@@ -251,7 +252,7 @@ def openai_files(tmp_path_factory):
     torch.save(sd, plain)
     save_torchscript(sd, script, {"input_resolution": 32, "context_length": 77, "vocab_size": VOCAB})
     images, ids = make_images(2, 32, seed=7), make_ids(3, 77, seed=8)
-    return dict(sd=sd, plain=plain, script=script, hf=hf.convert_dir(hf_dir), images=images, ids=ids,
+    return dict(sd=sd, plain=plain, script=script, hf_dir=hf_dir, hf=hf.convert_dir(hf_dir), images=images, ids=ids,
                 ref=hf_reference(model, images, ids))
 
 
@@ -319,7 +320,7 @@ def test_openai_plain_and_torchscript_identical(openai_files):
 
 def test_safetensors_conversion_never_imports_torch(small):
     code = ("import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises ImportError
-            "from tcvideo.convert import hf\n"
+            "from tcvideo.clip.convert import hf\n"
             f"config, params = hf.convert_dir({small['st_dir']!r})\n"
             "print('OK', config.vision_layers)\n")
     env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
@@ -342,9 +343,9 @@ def test_cli_round_trip(small, tmp_path):
     assert f"{n_params:,}" in lines[0]  # HF and tcvideo count the same numbers
     meta = json.load(open(os.path.join(out, "model.json")))
     assert meta["model"] == "clip" and meta["format"] == "hf"
-    model, params = api.load_clip(out)
-    assert isinstance(model, clip_lib.CLIP)
-    got = tcvideo_outputs(model.config, params, small["images"], small["ids"])
+    config, params = load_clip(out)
+    assert isinstance(config, clip_lib.CLIPConfig)
+    got = tcvideo_outputs(config, params, small["images"], small["ids"])
     assert_parity(small["ref"], got, TOL_SMALL, "CLI hf -> load_clip")
 
 
@@ -352,7 +353,7 @@ def test_cli_openai_in_process(openai_files, tmp_path, capsys):
     out = str(tmp_path / "o")
     assert cli.main(["openai", "--checkpoint", openai_files["script"], "--out", out]) == 0
     assert "OpenAI" in capsys.readouterr().out
-    _, params = api.load_clip(out)
+    _, params = load_clip(out)
     assert_same_params(params, openai_files["hf"][1])
     # A second conversion into the same dir is refused with one line, then allowed with --overwrite.
     assert cli.main(["openai", "--checkpoint", openai_files["plain"], "--out", out]) == 1
@@ -364,7 +365,8 @@ def test_cli_openai_in_process(openai_files, tmp_path, capsys):
 def test_api_bfloat16(small, small_converted, tmp_path):
     out = str(tmp_path / "bf16")
     config, params = api.convert_hf(small["st_dir"], out, dtype="bfloat16")
-    loaded_model, loaded = api.load_clip(out)
+    loaded_config, loaded = load_clip(out)
+    assert loaded_config == config
     f32 = flat(small_converted[1])
     for k, v in flat(loaded).items():
         assert v.dtype == jnp.bfloat16, k
@@ -573,12 +575,60 @@ def test_save_model_refuses_overwrite(small_converted, tmp_path):
 
 
 def test_load_non_model_dir(tmp_path):
-    with pytest.raises(FileNotFoundError, match="not a tcvideo model directory"):
-        api.load_clip(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="not a tcvideo model directory") as e:
+        load_clip(str(tmp_path))
+    assert str(tmp_path) in str(e.value)
 
 
 def test_load_clip_refuses_other_model_kind(small_converted, tmp_path):
     config, params = small_converted
     store.save_model(str(tmp_path), params, {"model": "tc_clip", "config": config.to_dict()})
     with pytest.raises(ConversionError, match="'tc_clip'"):
-        api.load_clip(str(tmp_path))
+        load_clip(str(tmp_path))
+
+
+# ------------------------------------------------------------------------------ the one CLIP loader
+
+
+def test_load_clip_reads_openai_hf_and_model_dir_alike(openai_files, tmp_path):
+    """The three formats of one model load to the same config and params (each read its own way)."""
+    model_dir = str(tmp_path / "model_dir")
+    api.convert_hf(openai_files["hf_dir"], model_dir)
+    assert json.load(open(os.path.join(model_dir, "model.json")))["format"] == "hf"
+    loaded = {"openai": load_clip(openai_files["plain"]), "openai_script": load_clip(openai_files["script"]),
+              "hf": load_clip(openai_files["hf_dir"]), "tcvideo": load_clip(model_dir)}
+    ref_config, ref_params = openai_files["hf"]
+    assert (ref_config.vision_heads, ref_config.vision_width) == (2, 128)  # the fixture's model, not a preset
+    for kind, (config, params) in loaded.items():
+        assert config == ref_config, kind
+        assert_same_params(params, ref_params)
+    got = tcvideo_outputs(*loaded["tcvideo"], openai_files["images"], openai_files["ids"])
+    assert_parity(openai_files["ref"], got, TOL_SMALL, "load_clip(model dir)")
+
+
+def test_load_clip_dtype(openai_files, tmp_path):
+    _, params = load_clip(openai_files["plain"], dtype="bfloat16")
+    assert {v.dtype for v in flat(params).values()} == {np.dtype(jnp.bfloat16)}
+    model_dir = str(tmp_path / "m")
+    api.convert_openai(openai_files["plain"], model_dir)
+    _, params = load_clip(model_dir, dtype=jnp.bfloat16)
+    f32 = flat(openai_files["hf"][1])
+    for k, v in flat(params).items():
+        assert v.dtype == jnp.bfloat16, k
+        np.testing.assert_array_equal(v, f32[k].astype(jnp.bfloat16), err_msg=k)
+
+
+def test_load_clip_errors_name_the_path(tmp_path, small):
+    other = tmp_path / "just_a_folder"
+    other.mkdir()
+    (other / "notes.txt").write_text("no checkpoint here")
+    with pytest.raises(FileNotFoundError) as e:
+        load_clip(str(other))
+    msg = str(e.value)
+    assert str(other) in msg and "neither model.json nor config.json" in msg  # what it is
+    assert "OpenAI CLIP .pt" in msg and "Hugging Face CLIP directory" in msg  # what was expected
+    with pytest.raises(FileNotFoundError, match="CLIP checkpoint not found: .*nope.pt"):
+        load_clip(str(tmp_path / "nope.pt"))
+    with pytest.raises(ConversionError, match="pass its directory") as e:
+        load_clip(os.path.join(small["st_dir"], "model.safetensors"))
+    assert small["st_dir"] in str(e.value)

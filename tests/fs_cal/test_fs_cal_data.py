@@ -9,7 +9,8 @@ import pytest
 from data_pipelines.video.annotations import AnnotationError
 from data_pipelines.temporal import episodes as ep_lib
 from data_pipelines.temporal import sources
-from data_pipelines.temporal import snippets as ta
+from data_pipelines.temporal import annotations as ann_lib
+from data_pipelines.temporal.video import Segment
 
 ANET = {"version": "VERSION 1.3", "database": {
     "vid1": {"subset": "training", "duration": 100.0, "url": "",
@@ -30,66 +31,79 @@ def _write(path, text):
 
 def test_parse_activitynet(tmp_path):
     p = _write(tmp_path / "anet.json", json.dumps(ANET))
-    ann = ta.parse_activitynet(p)
-    assert sorted(ann) == ["vid1", "vid2", "vid3"]
-    assert ann["vid1"].duration == 100.0 and ann["vid1"].subset == "training"
-    assert ann["vid2"].segments == [ta.Segment(5.0, 20.0, "Long jump"), ta.Segment(40.0, 55.0, "Surfing")]
-    assert sorted(ta.parse_activitynet(p, subsets=("training", "validation"))) == ["vid1", "vid2"]
+    segs = ann_lib.parse_activitynet(p)
+    videos = ann_lib.activitynet_videos(p)
+    assert sorted(segs) == ["vid1", "vid2", "vid3"]
+    assert videos["vid1"] == {"duration": 100.0, "subset": "training"}
+    assert segs["vid2"] == [Segment(5.0, 20.0, "Long jump"), Segment(40.0, 55.0, "Surfing")]
+    fs_segs, durations = sources.load_annotations("activitynet", p)  # FS-CAL's: training + validation
+    assert sorted(fs_segs) == ["vid1", "vid2"] and fs_segs["vid2"] == segs["vid2"]
+    assert durations == {"vid1": 100.0, "vid2": 50.0}
     # seconds -> snippets: T / duration (vid2: 25 snippets over 50 s); clipped to [0, T]
-    segs = ta.to_snippets(ann["vid2"], 25, snippets_per_second=99.0)
-    assert segs == [ta.Segment(2.5, 10.0, "Long jump"), ta.Segment(20.0, 25.0, "Surfing")]
+    snip = ann_lib.to_snippets(segs["vid2"], 25, snippets_per_second=99.0, duration=videos["vid2"]["duration"])
+    assert snip == [Segment(2.5, 10.0, "Long jump"), Segment(20.0, 25.0, "Surfing")]
 
 
 @pytest.mark.parametrize("bad, match", [
     ({"database": {"v": {"subset": "training", "annotations": []}}}, r"database\['v'\]\.duration"),
     ({"database": {"v": {"duration": 9, "annotations": [{"segment": [5, 2], "label": "x"}]}}}, "end < start"),
     ({"database": {"v": {"duration": 9, "annotations": [{"label": "x"}]}}}, r"annotations\[0\]"),
+    ({"database": {"v": {"duration": 9, "annotations": [{"segment": ["a", 2], "label": "x"}]}}}, "'a' is not a time"),
     ({"videos": []}, "'database'"),
 ])
 def test_parse_activitynet_errors_name_file_and_field(tmp_path, bad, match):
     p = _write(tmp_path / "bad.json", json.dumps(bad))
     with pytest.raises(AnnotationError, match=match) as e:
-        ta.parse_activitynet(p)
+        sources.load_annotations("activitynet", p)
     assert "bad.json" in str(e.value)
 
 
 def test_parse_thumos14(tmp_path):
     _write(tmp_path / "BaseballPitch_val.txt", "video_validation_0000051 67.5 75.9\nvideo_validation_0000052 1.0 3.0\n")
     _write(tmp_path / "HighJump_val.txt", "video_validation_0000051 10.0 12.5\n\n")
-    _write(tmp_path / "Ambiguous_val.txt", "video_validation_0000051 0.0 99.0\n")
+    _write(tmp_path / "Ambiguous_val.txt", "video_validation_0000051 0.0 99.0\nvideo_validation_0000053 1.0 2.0\n")
     _write(tmp_path / "HighJump_test.txt", "video_test_0000004 1.0 2.0\n")
-    ann = ta.parse_thumos14(str(tmp_path), "val")
-    assert sorted(ann) == ["video_validation_0000051", "video_validation_0000052"]
+    ann = ann_lib.labelled_segments(ann_lib.parse_thumos14(str(tmp_path), "val"))
+    assert sorted(ann) == ["video_validation_0000051", "video_validation_0000052"]  # not 53: only ambiguous
     v = ann["video_validation_0000051"]
-    assert v.duration is None
-    assert v.segments == [ta.Segment(10.0, 12.5, "HighJump"), ta.Segment(67.5, 75.9, "BaseballPitch")]
+    assert v == [Segment(10.0, 12.5, "HighJump"), Segment(67.5, 75.9, "BaseballPitch")]
     # no durations: the feature rate converts seconds to snippets
-    assert ta.to_snippets(v, 1000, snippets_per_second=2.0)[0] == ta.Segment(20.0, 25.0, "HighJump")
-    assert list(ta.parse_thumos14(str(tmp_path), "test")) == ["video_test_0000004"]
+    assert ann_lib.to_snippets(v, 1000, snippets_per_second=2.0)[0] == Segment(20.0, 25.0, "HighJump")
+    # FS-CAL pools the val and test files, without durations
+    pooled, durations = sources.load_annotations("thumos14", str(tmp_path))
+    assert sorted(pooled) == ["video_test_0000004", *sorted(ann)] and durations == {}
+    assert list(ann_lib.parse_thumos14(str(tmp_path), "test")) == ["video_test_0000004"]
     _write(tmp_path / "Diving_val.txt", "video_validation_0000051 4.0\n")
     with pytest.raises(AnnotationError, match=r"Diving_val.txt:1"):
-        ta.parse_thumos14(str(tmp_path), "val")
+        ann_lib.parse_thumos14(str(tmp_path), "val")
+    with pytest.raises(AnnotationError, match=r"Diving_val.txt:1"):
+        sources.load_annotations("thumos14", str(tmp_path))
     with pytest.raises(AnnotationError, match="no '<Class>_nope.txt'"):
-        ta.parse_thumos14(str(tmp_path), "nope")
+        ann_lib.parse_thumos14(str(tmp_path), "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AnnotationError, match="no <Class>_val.txt or <Class>_test.txt"):
+        sources.load_annotations("thumos14", str(tmp_path / "empty"))
 
 
 def test_feature_files_and_source(tmp_path):
-    ann = ta.parse_activitynet(_write(tmp_path / "anet.json", json.dumps(ANET)))
+    p = _write(tmp_path / "anet.json", json.dumps(ANET))
+    segs = ann_lib.parse_activitynet(p)
+    durations = {v: m["duration"] for v, m in ann_lib.activitynet_videos(p).items()}
     fdir = tmp_path / "feats"
     fdir.mkdir()
     np.save(fdir / "vid1.npy", np.arange(50 * 3, dtype=np.float32).reshape(50, 3))  # 2 s per snippet
     np.savez(fdir / "v_vid2.npz", features=np.ones((25, 3), np.float32))  # ActivityNet's v_ prefix
-    src = sources.NpyFeatureSource(ann, str(fdir), snippets_per_second=1.0)
+    src = sources.NpyFeatureSource(segs, str(fdir), snippets_per_second=1.0, durations=durations)
     assert src.missing == ["vid3"] and src.feature_dim == 3 and src.num_snippets == {"vid1": 50, "vid2": 25}
-    assert sources.Instance("vid1", 5.0, 15.0, "Long jump") in src.instances
+    assert Segment(5.0, 15.0, "Long jump", video="vid1") in src.instances
     assert src.features("vid1").shape == (50, 3) and src.features("vid2").dtype == np.float32
     assert src.class_names() == ["Long jump", "Surfing"]
     np.save(fdir / "vid3.npy", np.ones((4, 5), np.float32))
     with pytest.raises(ValueError, match="disagree on D"):
-        sources.NpyFeatureSource(ann, str(fdir), 1.0)
+        sources.NpyFeatureSource(segs, str(fdir), 1.0, durations=durations)
     np.save(fdir / "vid3.npy", np.ones(4, np.float32))
     with pytest.raises(ValueError, match=r"vid3.npy: features must be \[T, D\]"):
-        sources.NpyFeatureSource(ann, str(fdir), 1.0)
+        sources.NpyFeatureSource(segs, str(fdir), 1.0, durations=durations)
 
 
 def test_split_classes(tmp_path):
@@ -109,8 +123,8 @@ class _Source(sources.FeatureSource):
     def __init__(self):
         self.feature_dim = 2
         self.num_snippets = {f"v{i}": 40 for i in range(6)}
-        self.instances = [sources.Instance(f"v{i}", 5.0 + i, 12.0 + 2 * i, "x") for i in range(6)]
-        self.instances += [sources.Instance("v0", 20.0, 26.5, "x"), sources.Instance("v0", 30.0, 34.0, "y")]
+        self.instances = [Segment(5.0 + i, 12.0 + 2 * i, "x", video=f"v{i}") for i in range(6)]
+        self.instances += [Segment(20.0, 26.5, "x", video="v0"), Segment(30.0, 34.0, "y", video="v0")]
 
     def features(self, video):
         i = int(video[1:])

@@ -2,8 +2,8 @@
 
     from tcvideo.clip.convert import api
     config, params = api.convert_openai("ViT-B-16.pt", out_dir="models/vit_b16")
-    model, params = api.load_clip("models/vit_b16")
-    emb = model.apply({"params": params}, images, method=model.encode_image)
+
+Loading any CLIP checkpoint (these formats or the model dir written) is ``tcvideo.clip.loader.load_clip``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import numpy as np
 
 from tcvideo.clip.convert import hf, openai
 from tcvideo.core import model_dir as store
-from tcvideo.clip.convert.common import ConversionError
 from tcvideo.clip import model as clip_lib
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -69,15 +68,6 @@ def convert_hf(model_dir: str, out_dir: Optional[str] = None, *, dtype: str = "f
     config, params = hf.convert_dir(model_dir, dtype=numpy_dtype(dtype))
     _save(out_dir, config, params, model_dir, "hf", dtype, overwrite)
     return config, params
-
-
-def load_clip(model_dir: str, dtype: Any = None) -> tuple[clip_lib.CLIP, dict]:
-    """A converted CLIP model dir -> (CLIP module, params). ``dtype``: compute dtype (default: params')."""
-    params, meta = store.load_model(model_dir)
-    if meta.get("model") != "clip":
-        raise ConversionError(f"{model_dir} holds a {meta.get('model')!r} model, not 'clip'")
-    config = clip_lib.CLIPConfig.from_dict(meta["config"])
-    return clip_lib.CLIP(config, dtype=dtype), params
 
 
 def convert_tc_clip(checkpoint: str, clip_checkpoint: str, out_dir: Optional[str] = None, *,

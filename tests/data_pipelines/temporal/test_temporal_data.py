@@ -124,6 +124,31 @@ def test_released_feature_files(tmp_path):
         feat.load_videos(str(d), None, feature_dim=16)
 
 
+def test_one_feature_file_reader(tmp_path):
+    """read_feature_file serves OV-OAD (captions, fps) and FS-CAL (memory-mapped .npy, 'features' .npz)."""
+    rgb = np.arange(12, dtype=np.float32).reshape(6, 2)
+    np.save(tmp_path / "a.npy", rgb)
+    mapped, loaded = (feat.read_feature_file(str(tmp_path / "a.npy"), mmap=m)["rgb"] for m in (True, False))
+    np.testing.assert_array_equal(mapped, rgb)
+    np.testing.assert_array_equal(loaded, rgb)
+    assert isinstance(mapped.base, np.memmap) and not mapped.flags.writeable  # a view of the file, not a copy
+    assert loaded.flags.writeable and not isinstance(loaded.base, np.memmap)
+    np.savez(tmp_path / "v_b.npz", features=rgb, fps=np.float32(2.0))
+    d = feat.read_feature_file(feat.find_feature_file(str(tmp_path), "b"))  # ActivityNet's v_ twin
+    np.testing.assert_array_equal(d["rgb"], rgb)
+    assert d["fps"] == 2.0 and d["captions"] == [] and d["duration"] is None
+    np.savez(tmp_path / "c.npz", rgb=rgb, captions=np.array({"0": [0.5, 1.0, "hi"]}, dtype=object))
+    assert feat.read_feature_file(str(tmp_path / "c.npz"))["captions"] == [Segment(0.5, 1.0, None, "hi")]
+    assert feat.find_feature_file(str(tmp_path), "v_a").endswith("a.npy")
+    assert feat.find_feature_file(str(tmp_path), "zzz") is None
+    np.savez(tmp_path / "two.npz", x=rgb, y=rgb)
+    with pytest.raises(ValueError, match=r"two.npz: no 'rgb' or 'features' array among \['x', 'y'\]"):
+        feat.read_feature_file(str(tmp_path / "two.npz"))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 2), np.float32))
+    with pytest.raises(ValueError, match=r"empty.npy: features must be \[T, D\] with T >= 1"):
+        feat.read_feature_file(str(tmp_path / "empty.npy"))
+
+
 def test_extract_features_cli(tmp_path):
     from data_pipelines.video.video_io import write_mp4
     from tcvideo import cli
@@ -153,5 +178,5 @@ def test_extract_features_cli(tmp_path):
     npy = tmp_path / "npy"
     assert cli.main(["extract-features", "--clip=random:tiny", f"--videos={vids}", f"--out={npy}", "--batch=4",
                      "--format=npy"]) == 0
-    from data_pipelines.temporal.sources import feature_path, load_feature_file
-    np.testing.assert_array_equal(load_feature_file(feature_path(str(npy), "a")), v.features)
+    np.testing.assert_array_equal(feat.read_feature_file(feat.find_feature_file(str(npy), "a"), mmap=True)["rgb"],
+                                  v.features)
