@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+import train_fixtures as tf_
 from data_pipelines.video.annotations import AnnotationError
 from data_pipelines.temporal import episodes as ep_lib
 from data_pipelines.temporal import sources
@@ -223,13 +224,8 @@ def test_fs_cal_task_on_activitynet_files(tmp_path):
 
 
 def _load_config(name):
-    import importlib.util
-    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(repo, "configs", "fs_cal", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"fs_cal_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config()
+    from tcvideo.core.config import load_config_file
+    return load_config_file(os.path.join(tf_.REPO, "configs", "fs_cal", f"{name}.py"))
 
 
 def test_thumos14_protocol_config_on_small_files(tmp_path):

@@ -1,7 +1,6 @@
 """OV-OAD evaluation sharded over the mesh: the windows of a target go through the 4 simulated devices in
 fixed-size global batches (last one padded and masked), each process builds only its share, and the scores /
 mAP / mcAP equal those of a 1-device mesh and of the host-side ``score_video`` path."""
-import importlib.util
 import os
 
 import jax
@@ -13,6 +12,7 @@ import train_fixtures as tf_
 from data_pipelines.temporal import synthetic as syn
 from data_pipelines.temporal.video import BACKGROUND, frame_labels
 from data_pipelines.temporal.windows import sliding_windows
+from tcvideo.core.config import load_config_file
 from tcvideo.core.registry import get_task
 from tcvideo.core.sharding import replicated_value, state_shardings
 from tcvideo.ov_oad import metrics as oad_metrics, stream as oad_stream, task as task_mod
@@ -21,11 +21,7 @@ BATCH = 52  # 4 test videos x 120 frames = 480 windows: 9 full global batches an
 
 
 def _config():
-    spec = importlib.util.spec_from_file_location("ov_oad_synth", os.path.join(tf_.REPO, "configs", "ov_oad",
-                                                                               "synthetic.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
+    c = load_config_file(os.path.join(tf_.REPO, "configs", "ov_oad", "synthetic.py"))
     c.ov_oad.eval.batch_size = BATCH
     return c
 

@@ -1,19 +1,15 @@
 """A short OV-OAD training on synthetic OAD data through the one trainer (4 simulated devices, sharded batch)
 raises per-frame mAP well above the untrained model."""
-import importlib.util
 import os
 
 import train_fixtures as tf_
 from tcvideo.core import train
+from tcvideo.core.config import load_config_file
 from tcvideo.core.registry import get_task
 
 
 def _config():
-    spec = importlib.util.spec_from_file_location("ov_oad_synth", os.path.join(tf_.REPO, "configs", "ov_oad",
-                                                                               "synthetic.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
+    c = load_config_file(os.path.join(tf_.REPO, "configs", "ov_oad", "synthetic.py"))
     c.total_steps = 80
     c.log_every = 20
     c.checkpoint_every = 80
