@@ -76,7 +76,11 @@ def _run(path: str, tmp_path, jax_cache: str, kernel: _Kernel) -> nbformat.Noteb
                             resources={"metadata": {"path": str(tmp_path)}})
     client.km = kernel.manager(client)  # not owned by the client: the kernel outlives this notebook
     client.owns_km = False
-    client.execute(env=env)  # raises CellExecutionError on the first failing cell
+    try:
+        client.execute(env=env)  # raises CellExecutionError on the first failing cell
+    finally:
+        if client.kc is not None:  # this notebook's channels; the kernel stays
+            client.kc.stop_channels()
     return nb
 
 

@@ -52,17 +52,17 @@ def _make_runs(root: str) -> dict:
     killed_after, terminated_after = _signal_when(
         [(p_vic, lambda: _checkpoint_steps(victim), signal.SIGKILL),
          (p_mh[1], lambda: _logged_steps(f"{mh}.1.log"), signal.SIGTERM)])
-    _wait(p_ref, 900, ref + ".log")
+    _wait(p_ref, 2400, ref + ".log")
     p_res = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".resume.log")
     for i, p in enumerate(p_mh):
-        _wait(p, 900, f"{mh}.{i}.log")
+        _wait(p, 2400, f"{mh}.{i}.log")
     port = _free_port()
     p_mh2 = [tf_.popen(tf_.main_cmd(mh, *flags, f"--config.coordinator_address=127.0.0.1:{port}",
                                     "--config.num_processes=2", f"--config.process_id={i}"),
                        devices=2, log=f"{mh}.{i}.resume.log") for i in range(2)]
     for i, p in enumerate(p_mh2):
-        _wait(p, 900, f"{mh}.{i}.resume.log")
-    _wait(p_res, 900, victim + ".resume.log")
+        _wait(p, 2400, f"{mh}.{i}.resume.log")
+    _wait(p_res, 2400, victim + ".resume.log")
     return dict(ref=ref, victim=victim, mh=mh, killed_after=killed_after, terminated_after=terminated_after)
 
 
@@ -107,11 +107,13 @@ def _logged_steps(log: str) -> list:
         return [int(s) for s in re.findall(r"\bstep (\d+)/\d+ loss", f.read())]
 
 
-def _signal_when(targets: list, timeout: float = 900) -> list:
+def _signal_when(targets: list, timeout: float = 3600) -> list:
     """For each (proc, steps_fn, sig): send sig to proc once steps_fn() (the steps it has reached so
     far) is not empty.
 
     -> the largest step each signal followed (None: that proc ended first, or the timeout passed).
+    The timeout is only a guard against a hung run: on a loaded 2-core machine compiling the 4 runs
+    has taken over 15 minutes, and a signal that gave up then made the test fail for the wrong reason.
     """
     out = [None] * len(targets)
     pending = set(range(len(targets)))
