@@ -1,7 +1,9 @@
 """Subprocess runs of `python -m tcvideo.main`: kill -9 + resume is bit-identical to an uninterrupted
 run, and 2 processes x 2 CPU devices (jax.distributed + gloo) match 1 process x 4 devices, also when
 one of the two processes gets SIGTERM mid-run (both save and exit cleanly) and both are restarted."""
+import json
 import os
+import re
 import signal
 import socket
 import time
@@ -31,11 +33,9 @@ def _free_port():
     return port
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def _make_runs(root: str) -> dict:
     """Start all runs concurrently (compilation dominates; overlapping saves wall time)."""
-    root = tmp_path_factory.mktemp("resume")
-    ref, victim, mh = str(root / "ref"), str(root / "victim"), str(root / "mh")
+    ref, victim, mh = (os.path.join(root, d) for d in ("ref", "victim", "mh"))
     flags = [f"--config.total_steps={TOTAL}"]
     p_ref = tf_.popen(tf_.main_cmd(ref, *flags), log=ref + ".log")
     p_vic = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".log")
@@ -43,48 +43,95 @@ def runs(tmp_path_factory):
     p_mh = [tf_.popen(tf_.main_cmd(mh, *flags, f"--config.coordinator_address=127.0.0.1:{port}",
                                    "--config.num_processes=2", f"--config.process_id={i}"),
                       devices=2, log=f"{mh}.{i}.log") for i in range(2)]
-    # Watched together, so that neither signal waits for the other run's checkpoint: SIGKILL to the
-    # victim, and SIGTERM to process 1 of the 2-process run only (both processes must stop at the same
-    # step, save and exit 0), each as soon as that run's first checkpoint is finalised (step 2 or later).
-    killed_after, terminated_after = _signal_after_first_checkpoint(
-        [(p_vic, victim, signal.SIGKILL), (p_mh[1], mh, signal.SIGTERM)])
-    _wait(p_ref, 900, ref + ".log")
+    # Watched together, so that neither signal waits for the other run: SIGKILL to the victim as soon as
+    # its first checkpoint is finalised (so that the restart has one to resume from), and SIGTERM to
+    # process 1 of the 2-process run only (both processes must stop at the same step, save and exit 0)
+    # as soon as that process logs its first training step: its SIGTERM handler is installed by then,
+    # and nearly the whole run is left. (Waiting for the first finalised checkpoint instead let a loaded
+    # machine finish all TOTAL steps before the asynchronous save of step 2 was finalised.)
+    killed_after, terminated_after = _signal_when(
+        [(p_vic, lambda: _checkpoint_steps(victim), signal.SIGKILL),
+         (p_mh[1], lambda: _logged_steps(f"{mh}.1.log"), signal.SIGTERM)])
+    _wait(p_ref, 2400, ref + ".log")
     p_res = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".resume.log")
     for i, p in enumerate(p_mh):
-        _wait(p, 900, f"{mh}.{i}.log")
+        _wait(p, 2400, f"{mh}.{i}.log")
     port = _free_port()
     p_mh2 = [tf_.popen(tf_.main_cmd(mh, *flags, f"--config.coordinator_address=127.0.0.1:{port}",
                                     "--config.num_processes=2", f"--config.process_id={i}"),
                        devices=2, log=f"{mh}.{i}.resume.log") for i in range(2)]
     for i, p in enumerate(p_mh2):
-        _wait(p, 900, f"{mh}.{i}.resume.log")
-    _wait(p_res, 900, victim + ".resume.log")
+        _wait(p, 2400, f"{mh}.{i}.resume.log")
+    _wait(p_res, 2400, victim + ".resume.log")
     return dict(ref=ref, victim=victim, mh=mh, killed_after=killed_after, terminated_after=terminated_after)
 
 
-def _signal_after_first_checkpoint(targets: list, timeout: float = 900) -> list:
-    """For each (proc, workdir, sig): send sig to proc once workdir holds a finalised checkpoint.
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory) -> dict:
+    """The runs of _make_runs, made once per test session.
 
-    -> the checkpoint step each signal followed (None: that proc ended first, or the timeout passed).
+    Under pytest-xdist the tests of this file may land on different workers: the first worker to get
+    here makes the runs in a folder all workers share, under a file lock, and the others wait for them
+    and read the result (the pytest-xdist recipe "Making session-scoped fixtures execute only once").
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:  # one process: pytest's session cache suffices
+        return _make_runs(str(tmp_path_factory.mktemp("resume")))
+    from filelock import FileLock
+    shared = tmp_path_factory.getbasetemp().parent / "resume_runs"  # the session's folder above gw0, gw1, ...
+    done, failed = shared / "runs.json", shared / "failed.txt"
+    with FileLock(str(shared) + ".lock"):
+        if done.is_file():
+            return json.loads(done.read_text())
+        if failed.is_file():  # do not spend another 5 CPU minutes failing the same way
+            pytest.fail("the resume runs failed on another xdist worker:\n" + failed.read_text())
+        shared.mkdir(exist_ok=True)
+        try:
+            out = _make_runs(str(shared))
+        except BaseException as e:
+            failed.write_text(f"{type(e).__name__}: {e}")
+            raise
+        done.write_text(json.dumps(out))
+        return out
+
+
+def _checkpoint_steps(workdir: str) -> list:
+    """Steps of the finalised checkpoints in workdir (orbax renames a checkpoint's folder to its step
+    when the save is complete)."""
+    ckdir = os.path.join(workdir, "checkpoints")
+    return [int(d) for d in os.listdir(ckdir) if d.isdigit()] if os.path.isdir(ckdir) else []
+
+
+def _logged_steps(log: str) -> list:
+    """Training steps the trainer has logged ("step N/TOTAL loss ...") in its log file so far."""
+    with open(log) as f:
+        return [int(s) for s in re.findall(r"\bstep (\d+)/\d+ loss", f.read())]
+
+
+def _signal_when(targets: list, timeout: float = 3600) -> list:
+    """For each (proc, steps_fn, sig): send sig to proc once steps_fn() (the steps it has reached so
+    far) is not empty.
+
+    -> the largest step each signal followed (None: that proc ended first, or the timeout passed).
+    The timeout is only a guard against a hung run: on a loaded 2-core machine compiling the 4 runs
+    has taken over 15 minutes, and a signal that gave up then made the test fail for the wrong reason.
     """
     out = [None] * len(targets)
     pending = set(range(len(targets)))
     deadline = time.time() + timeout
     while pending and time.time() < deadline:
         for i in sorted(pending):
-            proc, workdir, sig = targets[i]
+            proc, steps_fn, sig = targets[i]
             if proc.poll() is not None:
                 pending.discard(i)
                 continue
-            ckdir = os.path.join(workdir, "checkpoints")
-            steps = [int(d) for d in os.listdir(ckdir) if d.isdigit()] if os.path.isdir(ckdir) else []
+            steps = steps_fn()
             if steps:
                 os.kill(proc.pid, sig)
                 if sig == signal.SIGKILL:
                     proc.wait()
                 out[i] = max(steps)
                 pending.discard(i)
-        time.sleep(0.1)
+        time.sleep(0.05)
     return out
 
 

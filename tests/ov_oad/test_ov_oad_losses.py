@@ -76,10 +76,12 @@ def test_total_is_the_weighted_sum_and_grads_flow():
              "caption_ids": jnp.asarray(ids), "current_ids": jnp.asarray(cur),
              "caption_mask": jnp.asarray(rng.integers(0, 2, (4, 16)), jnp.float32)}
     w = {"match": 1.0, "multi_label": 1.0, "current": 0.1, "mask": 1.0}
-    total, parts = task_lib.ov_oad_losses(model, p, batch, jax.random.PRNGKey(0), w, 16.0)
+    # Jitted: one compilation each for the loss and its gradient instead of op-by-op dispatch.
+    losses = jax.jit(lambda q: task_lib.ov_oad_losses(model, q, batch, jax.random.PRNGKey(0), w, 16.0))
+    total, parts = losses(p)
     np.testing.assert_allclose(float(total), sum(w[k] * float(v) for k, v in parts.items()), rtol=1e-6)
     assert all(np.isfinite(float(v)) for v in parts.values())
-    grads = jax.grad(lambda q: task_lib.ov_oad_losses(model, q, batch, jax.random.PRNGKey(0), w, 16.0)[0])(p)
+    grads = jax.jit(jax.grad(lambda q: losses(q)[0]))(p)
     # The mask loss reaches the assignment q/k projections; the current loss the saliency projector.
     assert np.abs(np.asarray(grads["grouping"]["assign_k"]["kernel"])).max() > 0
     assert np.abs(np.asarray(grads["saliency_projector"])).max() > 0
