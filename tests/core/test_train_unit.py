@@ -182,7 +182,6 @@ def test_fsdp_shards_largest_divisible_axis():
     assert sharding.fsdp_spec((3, 5), 4, True) == P()
     assert sharding.fsdp_spec((64, 256), 4, False) == P()
     cfg, s, init, sh, tx, sched = _setup(**{"fsdp": True, "lr": 1e-2, "warmup_epochs": 0, "eps": 1.0})
-    spec = sh["params"]["visual"]["conv1"]["kernel"].spec if "conv1" in sh["params"]["visual"] else None
     specs = [x.spec for x in jax.tree_util.tree_leaves(sh["params"])]
     assert any("data" in tuple(sp) for sp in specs)
     step = train.make_train_step(s.task, tx, sched, accum=1,
