@@ -70,7 +70,8 @@ def test_windows_captions_and_exact_resume():
               for i in range(2)]
     np.testing.assert_array_equal(np.concatenate([h["features"] for h in halves]), steps[2]["features"])
     w = sliding_windows(v.features, 8)
-    np.testing.assert_array_equal(w[3, -4:], v.features[:4]) and np.testing.assert_array_equal(w[3, :4], 0)
+    np.testing.assert_array_equal(w[3, -4:], v.features[:4])
+    np.testing.assert_array_equal(w[3, :4], 0)
 
 
 def test_annotation_parsers(tmp_path):
