@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from data_pipelines.video import augment, get_dataset, sampling, splits
 from data_pipelines.video.annotations import prettify_class_name
+from tcvideo.core.sharding import process_share
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -171,18 +172,6 @@ def _permutation(seed: int, epoch: int, n: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- eval
 
-def eval_shard(num_examples: int, batch_size: int, process_index: int, process_count: int):
-    """(example positions of this process, number of batches), equal across processes:
-    contiguous blocks, padded to a common number of full batches (padding = -1)."""
-    per_proc = -(-num_examples // process_count)
-    num_batches = max(1, -(-per_proc // batch_size))
-    lo = min(process_index * per_proc, num_examples)
-    hi = min(lo + per_proc, num_examples)
-    pos = np.full(num_batches * batch_size, -1, np.int64)
-    pos[: hi - lo] = np.arange(lo, hi)
-    return pos, num_batches
-
-
 def make_eval_iterator(config, *, split: str, batch_size: int, num_clips: int = 1, num_crops: int = 1,
                        process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
     """One pass over `split`, every example exactly once across processes.
@@ -196,7 +185,7 @@ def make_eval_iterator(config, *, split: str, batch_size: int, num_clips: int = 
     b = batch_size // process_count
     src, idx, label_map, _ = _split_view(config, split, train=False)
     t, size = int(config.num_frames), int(config.input_size)
-    pos, _ = eval_shard(len(idx), b, process_index, process_count)
+    pos, _ = process_share(len(idx), b, process_index, process_count, min_batches=1)
 
     def gen():
         for q in pos:

@@ -80,3 +80,18 @@ def replicated_value(x: np.ndarray, sharding: NamedSharding) -> jax.Array:
     """Same host value on every process -> a global array with `sharding`."""
     x = np.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def process_share(num_examples: int, batch_size: int, process_index: int, process_count: int,
+                  min_batches: int = 0) -> tuple[np.ndarray, int]:
+    """(example positions of this process [num_batches * batch_size], num_batches) for a sharded evaluation:
+    process p takes the contiguous block p of the examples, padded with -1 to whole batches of its
+    ``batch_size`` rows, and every process gets the same number of batches (at least ``min_batches``), so
+    batch k of all processes together is one global batch and each example is evaluated once, by one host."""
+    per_proc = -(-num_examples // process_count)
+    num_batches = max(min_batches, -(-per_proc // batch_size))
+    lo = min(process_index * per_proc, num_examples)
+    hi = min(lo + per_proc, num_examples)
+    pos = np.full(num_batches * batch_size, -1, np.int64)
+    pos[:hi - lo] = np.arange(lo, hi)
+    return pos, num_batches

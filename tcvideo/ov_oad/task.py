@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from tcvideo.ov_oad import model as oad, stream as oad_stream
 from tcvideo.core.registry import register_task
-from tcvideo.core.sharding import global_array, make_mesh, replicated_value
+from tcvideo.core.sharding import global_array, make_mesh, process_share, replicated_value
 from tcvideo.core.task import Task
 from tcvideo.core.config import ConfigError
 
@@ -181,23 +181,6 @@ def _check_files(prefix: str, spec) -> None:
 
 
 # ----------------------------------------------------------------------------- sharded evaluation
-
-def window_share(num_windows: int, local_batch: int, process_index: int, process_count: int
-                 ) -> tuple[np.ndarray, int]:
-    """(frame positions of this process [num_batches * local_batch], num_batches), num_batches equal on
-    every process: process p scores the contiguous block p of the frames, padded with -1 to whole batches.
-
-    Step k's global batch is the rows [k * local_batch, (k + 1) * local_batch) of every process's positions,
-    so every window is scored once, by one process (the sharing of ``eval_shard`` in
-    data_pipelines/video/input_pipeline.py)."""
-    per_proc = -(-num_windows // process_count)
-    num_batches = -(-per_proc // local_batch)
-    lo = min(process_index * per_proc, num_windows)
-    hi = min(lo + per_proc, num_windows)
-    pos = np.full(num_batches * local_batch, -1, np.int64)
-    pos[:hi - lo] = np.arange(lo, hi)
-    return pos, num_batches
-
 
 def assemble_frames(per_process: Sequence[np.ndarray], positions: Sequence[np.ndarray], num_frames: int
                     ) -> np.ndarray:
@@ -373,13 +356,13 @@ class OVOADTask(Task):
         from its frames <= t (``score_video``'s function), on every process.
 
         The windows go through the mesh in global batches of ``eval_batch_size`` sharded over 'data'; each
-        process builds only its rows (``window_share``) and the scores meet only here, for the metric."""
+        process builds only its rows (``core.sharding.process_share``) and the scores meet only here, for the metric."""
         windows = oad_stream.VideoWindows(features, self.mc.window, self.mc.feature_dim)
         step = self._score_step(mesh, params_sharding)
         data_sh = NamedSharding(mesh, P("data"))
         pc, pi = jax.process_count(), jax.process_index()
         local_batch = self.eval_batch_size(mesh) // pc
-        pos, num_batches = window_share(len(windows), local_batch, pi, pc)
+        pos, num_batches = process_share(len(windows), local_batch, pi, pc)
         outs = []  # device results, read once at the end: no host sync per batch
         for k in range(num_batches):
             rows = pos[k * local_batch:(k + 1) * local_batch]
@@ -387,7 +370,7 @@ class OVOADTask(Task):
         num_classes = int(vocab["proj"].shape[0])
         local = (np.concatenate([_local_rows(o) for o in outs]) if outs
                  else np.zeros((0, num_classes), np.float32))
-        every = [window_share(len(windows), local_batch, q, pc)[0] for q in range(pc)]
+        every = [process_share(len(windows), local_batch, q, pc)[0] for q in range(pc)]
         return assemble_frames(_gather_processes(local), every, len(windows))
 
     def evaluate(self, params, params_sharding=None, mesh=None, *, during_training: bool = False) -> dict:

@@ -14,7 +14,7 @@ from data_pipelines.temporal.video import BACKGROUND, frame_labels
 from data_pipelines.temporal.windows import sliding_windows
 from tcvideo.core.config import load_config_file
 from tcvideo.core.registry import get_task
-from tcvideo.core.sharding import replicated_value, state_shardings
+from tcvideo.core.sharding import process_share, replicated_value, state_shardings
 from tcvideo.ov_oad import metrics as oad_metrics, stream as oad_stream, task as task_mod
 
 BATCH = 52  # 4 test videos x 120 frames = 480 windows: 9 full global batches and one with 40 padding rows
@@ -112,8 +112,8 @@ def test_in_training_eval_keeps_fsdp_params_on_the_mesh():
 
 @pytest.mark.parametrize("num_windows,local_batch,process_count",
                          [(480, 26, 2), (13, 4, 2), (1, 8, 2), (0, 8, 2), (101, 7, 3)])
-def test_window_share_covers_every_window_once_in_order(num_windows, local_batch, process_count):
-    shares = [task_mod.window_share(num_windows, local_batch, p, process_count) for p in range(process_count)]
+def test_process_share_covers_every_window_once_in_order(num_windows, local_batch, process_count):
+    shares = [process_share(num_windows, local_batch, p, process_count) for p in range(process_count)]
     assert len({nb for _, nb in shares}) == 1  # every process runs the same number of steps
     nb = shares[0][1]
     assert all(len(pos) == nb * local_batch for pos, _ in shares)
@@ -133,7 +133,7 @@ def test_two_processes_build_their_rows_and_assemble_in_frame_order():
     assert len(win) == 45
     per, pos = [], []
     for p in range(2):
-        share, _ = task_mod.window_share(len(win), 4, p, 2)
+        share, _ = process_share(len(win), 4, p, 2)
         rows = win.rows(share)
         assert not rows[share < 0].any()  # padding rows are zeros
         per.append(rows)

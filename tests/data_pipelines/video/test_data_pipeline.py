@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from data_pipelines.video import DATASETS, get_dataset, register_dataset, splits, synthetic
-from data_pipelines.video.input_pipeline import dataset_info, default_data_config, eval_shard, make_eval_iterator, make_train_iterator
+from data_pipelines.video.input_pipeline import dataset_info, default_data_config, make_eval_iterator, make_train_iterator
+from tcvideo.core.sharding import process_share
 
 
 def _cfg(**kw):
@@ -82,9 +83,9 @@ def test_eval_every_example_once_with_padding(clips, crops):
     np.testing.assert_array_equal(again["video"], first["video"])
 
 
-def test_eval_shard_bounds():
+def test_eval_process_share_bounds():
     for n, b, p in [(1, 4, 1), (7, 2, 3), (18, 4, 2), (10, 5, 2), (3, 2, 4)]:
-        shards = [eval_shard(n, b, i, p) for i in range(p)]
+        shards = [process_share(n, b, i, p, min_batches=1) for i in range(p)]
         assert len({nb for _, nb in shards}) == 1
         pos = np.concatenate([s for s, _ in shards])
         assert sorted(pos[pos >= 0].tolist()) == list(range(n))
