@@ -18,11 +18,12 @@ from __future__ import annotations
 import functools
 import glob
 import os
-import pickle
+import zipfile
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from tcvideo.core import safe_pickle
 from data_pipelines.temporal.video import FPS, OADVideo, Segment
 
 FILE_EXTS = (".pkl", ".pickle", ".npz", ".npy")
@@ -46,14 +47,31 @@ def find_feature_file(directory: str, video: str) -> Optional[str]:
     return None
 
 
+def _read_npz(path: str) -> dict:
+    """A .npz's {key: array}. Object arrays (released files keep captions in one) are unpickled by the
+    restricted unpickler, never by ``np.load(allow_pickle=True)``, which would run code from the file."""
+    out = {}
+    with zipfile.ZipFile(path) as z:
+        for member in z.namelist():
+            with z.open(member) as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(f)
+                if dtype.hasobject:
+                    arr = safe_pickle.load(f, path=f"{path}:{member}")
+                else:
+                    arr = np.frombuffer(bytearray(f.read()), dtype=dtype).reshape(shape, order="F" if fortran else "C")
+            out[member[:-4] if member.endswith(".npy") else member] = arr
+    return out
+
+
 def _read_raw(path: str, mmap: bool) -> object:
     """A file's contents: a .pkl's object, a .npz's {key: array}, a .npy's {'rgb': array}."""
     if path.endswith((".pkl", ".pickle")):
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        return safe_pickle.load_file(path)
     if path.endswith(".npz"):
-        with np.load(path, allow_pickle=True) as z:  # released .npz files keep captions as an object array
-            return {k: z[k] for k in z.files}
+        return _read_npz(path)
     if path.endswith(".npy"):
         return {"rgb": np.load(path, mmap_mode="r" if mmap else None)}
     raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")

@@ -298,7 +298,7 @@ def test_hf_vit_b16_vision_tower_parity(tmp_path):
 @pytest.mark.parametrize("kind", ["plain", "script"])
 def test_openai_checkpoint_parity(openai_files, kind):
     path = openai_files[kind]
-    if kind == "script":  # really a TorchScript archive, read through torch.jit.load
+    if kind == "script":  # really a TorchScript archive, its tensors read without running its code
         import zipfile
         assert any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist())
         assert "input_resolution" in read_torch_file(path)

@@ -14,6 +14,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from tcvideo.core.tree_util import flatten, unflatten  # noqa: F401  (re-exported for converters)
+from tcvideo.core import safe_pickle
 
 
 class ConversionError(ValueError):
@@ -132,6 +133,33 @@ def to_numpy_state_dict(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
+def _tensor_leaves(tree: Any, prefix: str = "") -> dict:
+    """{'a.b.c': tensor} of a nested module-attribute dict (a TorchScript module's pickled state)."""
+    if hasattr(tree, "detach"):
+        return {prefix[:-1]: tree}
+    if isinstance(tree, Mapping):
+        out = {}
+        for k, v in tree.items():
+            out.update(_tensor_leaves(v, f"{prefix}{k}."))
+        return out
+    return {}
+
+
+def _read_torchscript_tensors(path: str, torch) -> dict:
+    """The tensors of a TorchScript archive (OpenAI's release format), read from its pickled module
+    state, without compiling or running its code (``torch.jit.load`` would). Module objects become
+    attribute dicts (safe_pickle Records), so the keys are the attribute paths: the state-dict keys,
+    plus any plain tensor attributes (e.g. an attention mask), which converters do not map."""
+    try:
+        reader = torch._C.PyTorchFileReader(path)
+        obj = torch.serialization._load(reader, "cpu", safe_pickle.torch_pickle_module(path), pickle_file="data.pkl")
+    except safe_pickle.UnsafePickleError as e:
+        raise ConversionError(str(e)) from None
+    except Exception as e:  # noqa: BLE001 - report which file failed and why
+        raise ConversionError(f"{path} looks like a TorchScript archive but could not be read: {e}") from e
+    return _tensor_leaves(safe_pickle.to_plain(obj))
+
+
 def read_torch_file(path: str) -> Any:
     """Load a PyTorch file: a TorchScript archive (OpenAI's release format) or a pickled object."""
     if not os.path.exists(path):
@@ -141,17 +169,17 @@ def read_torch_file(path: str) -> Any:
         with zipfile.ZipFile(path) as z:
             is_script = any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
         if is_script:
-            try:
-                return torch.jit.load(path, map_location="cpu").state_dict()
-            except Exception as e:  # noqa: BLE001 - report which file failed and why
-                raise ConversionError(f"{path} looks like a TorchScript archive but could not be loaded: {e}")
+            return _read_torchscript_tensors(path, torch)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - older checkpoints pickle configs/optimisers; trust the user's own file
-        try:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # noqa: BLE001
-            raise ConversionError(f"{path} is not a readable PyTorch checkpoint: {e}") from e
+        # Never a full unpickle: official checkpoints pickle configs (OmegaConf) beside the tensors;
+        # the restricted unpickler turns those into plain data and refuses any other class or function.
+        obj = torch.load(path, map_location="cpu", weights_only=False,
+                         pickle_module=safe_pickle.torch_pickle_module(path))
+    except safe_pickle.UnsafePickleError as e:
+        raise ConversionError(str(e)) from None
+    except Exception as e:  # noqa: BLE001
+        raise ConversionError(f"{path} is not a readable PyTorch checkpoint: {e}") from e
+    return safe_pickle.to_plain(obj)
 
 
 def strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict:
