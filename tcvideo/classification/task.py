@@ -20,7 +20,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from tcvideo.classification import config as cls_config
-from tcvideo.core.config import ConfigError
+from tcvideo.core.config import ConfigError, err
 from tcvideo.core.registry import Registry, discover_systems, register_task
 from tcvideo.core.task import Task
 
@@ -119,6 +119,10 @@ def format_table(results: dict, summary: dict) -> str:
 
 # ----------------------------------------------------------------------------- the task
 
+WISE_FT_NEEDS_CLIP = ("empty, but wise_ft_weight >= 0 mixes the fine-tuned weights with CLIP's: give the CLIP "
+                      "checkpoint the model was fine-tuned from (e.g. the OpenAI ViT-B-16.pt), or set "
+                      "wise_ft_weight=-1")
+
 @register_task("video_classification")
 class VideoClassificationTask(Task):
     """TC-CLIP's four protocols (supervised, zero-shot, few-shot, base-to-novel) for any model family."""
@@ -127,6 +131,8 @@ class VideoClassificationTask(Task):
         super().__init__(config)
         self.family = get_family(config.model.get("family", "tc_clip"))
         v = cls_config.validate(config, model_config_fn=self.family.model_config)
+        if config.wise_ft_weight >= 0 and not config.init_clip:
+            raise err("init_clip", WISE_FT_NEEDS_CLIP)
         self.mc, self.info, self.eval_info = v["model"], v["info"], v["eval_info"]
         self.num_train_examples = self.info["num_examples"][config.data.train_split]
         self.model = self.family.build(self.mc, dtype=self.compute_dtype, remat=bool(config.remat))
@@ -186,16 +192,32 @@ class VideoClassificationTask(Task):
                              "group": group, "views": f"{num_clips}x{num_crops}"}
         return results
 
+    def wise_ft_clip_params(self) -> dict:
+        """Numpy params the WiSE-FT ensemble mixes with: the family's initial params built from the CLIP
+        weights of ``config.init_clip`` alone, as the official ``wise_state_dict`` mixes with the model
+        freshly built from CLIP.
+
+        Never ``init_params()``: with ``init_checkpoint`` set (a converted official checkpoint, a tcvideo
+        model dir) those are the checkpoint itself, and the "ensemble" would equal the fine-tuned model.
+        """
+        c = self.config
+        if not c.init_clip:
+            raise err("init_clip", WISE_FT_NEEDS_CLIP)
+        clip_only = c.copy_and_resolve_references()
+        clip_only.init_checkpoint = ""
+        return self.family.init_params(clip_only, self.mc)
+
     def final_evaluate(self, params, params_sharding, mesh) -> dict:
         """The fine-tuned params and, when ``config.wise_ft_weight >= 0``, the WiSE-FT ensemble
-        ``(1 - w) * initial + w * fine-tuned`` (``ensemble.weight_ensemble``)."""
+        ``(1 - w) * CLIP + w * fine-tuned`` (``ensemble.weight_ensemble``; CLIP from ``config.init_clip``,
+        whatever the fine-tuned params came from: training, ``init_checkpoint`` or a converted checkpoint)."""
         out = super().final_evaluate(params, params_sharding, mesh)
         w = self.config.wise_ft_weight
         if w >= 0:
             from tcvideo.classification.ensemble import weight_ensemble
             from tcvideo.core.sharding import replicated_value
             fine_tuned = jax.tree_util.tree_map(np.asarray, jax.device_get(params))
-            fused = weight_ensemble(self.init_params(), fine_tuned, w)
+            fused = weight_ensemble(self.wise_ft_clip_params(), fine_tuned, w)
             fused = jax.tree_util.tree_map(replicated_value, fused, params_sharding)
             out[f"wise_ft_w{w:g}"] = self.evaluate(fused, params_sharding, mesh)
         return out
