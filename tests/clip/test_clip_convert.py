@@ -179,9 +179,10 @@ class _Root(torch.nn.Module):
         return x
 
 
-def save_torchscript(sd, path, metadata):
+def save_torchscript(sd, path, metadata, attributes=None):
     """A TorchScript archive whose state_dict has exactly ``sd``'s dotted keys (+ int metadata buffers),
-    like OpenAI's released .pt files."""
+    like OpenAI's released .pt files. ``attributes``: dotted path -> plain (non-state-dict) module
+    attribute, e.g. OpenAI's per-block ``attn_mask`` tensors (None in the image tower)."""
     root = _Root()
     for key, value in sd.items():
         *path_parts, leaf = key.split(".")
@@ -193,6 +194,9 @@ def save_torchscript(sd, path, metadata):
         m.register_parameter(leaf, torch.nn.Parameter(value.clone(), requires_grad=False))
     for k, v in metadata.items():
         root.register_buffer(k, torch.tensor(v))
+    for key, value in (attributes or {}).items():
+        *path_parts, leaf = key.split(".")
+        setattr(root.get_submodule(".".join(path_parts)), leaf, value)
     torch.jit.script(root).save(path)
 
 
@@ -250,7 +254,12 @@ def openai_files(tmp_path_factory):
     sd = hf_to_openai_state_dict(model.state_dict())
     plain, script = str(base / "openai_plain.pt"), str(base / "openai_script.pt")
     torch.save(sd, plain)
-    save_torchscript(sd, script, {"input_resolution": 32, "context_length": 77, "vocab_size": VOCAB})
+    # OpenAI's blocks keep attn_mask as a plain attribute (a causal mask in the text tower, None in the
+    # image tower): in the archive, not in the state dict.
+    masks = {f"{k[:-len('.attn.in_proj_weight')]}.attn_mask":
+             (None if k.startswith("visual.") else torch.full((77, 77), float("-inf")).triu(1))
+             for k in sd if k.endswith(".attn.in_proj_weight")}
+    save_torchscript(sd, script, {"input_resolution": 32, "context_length": 77, "vocab_size": VOCAB}, masks)
     images, ids = make_images(2, 32, seed=7), make_ids(3, 77, seed=8)
     return dict(sd=sd, plain=plain, script=script, hf_dir=hf_dir, hf=hf.convert_dir(hf_dir), images=images, ids=ids,
                 ref=hf_reference(model, images, ids))
@@ -295,13 +304,27 @@ def test_hf_vit_b16_vision_tower_parity(tmp_path):
     assert_parity(ref, got, TOL_VIT_B16, "HF ViT-B/16 vision tower")
 
 
+_OPENAI_METADATA = ("input_resolution", "context_length", "vocab_size")
+
+
+def _torchscript_attribute_names(path):
+    """Every attribute name the archive's module classes declare (its code/ text)."""
+    import re
+    import zipfile
+    with zipfile.ZipFile(path) as z:
+        text = "".join(z.read(n).decode() for n in z.namelist() if n.endswith(".py"))
+    return set(re.findall(r"^  (\w+) : ", text, re.M))
+
+
 @pytest.mark.parametrize("kind", ["plain", "script"])
 def test_openai_checkpoint_parity(openai_files, kind):
     path = openai_files[kind]
     if kind == "script":  # really a TorchScript archive, its tensors read without running its code
         import zipfile
         assert any(n.endswith("constants.pkl") for n in zipfile.ZipFile(path).namelist())
-        assert "input_resolution" in read_torch_file(path)
+        # exactly the state dict: the tensors plus the int metadata buffers, not the attn_mask attributes
+        assert sorted(read_torch_file(path)) == sorted([*openai_files["sd"], *_OPENAI_METADATA])
+        assert any(n.endswith("attn_mask") for n in _torchscript_attribute_names(path))
     config, params = openai.convert_file(path)
     assert config == openai_files["hf"][0]
     assert (config.vision_heads, config.text_heads, config.vision_width) == (2, 2, 128)

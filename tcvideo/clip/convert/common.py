@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import zipfile
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -133,31 +134,65 @@ def to_numpy_state_dict(obj: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return out
 
 
-def _tensor_leaves(tree: Any, prefix: str = "") -> dict:
-    """{'a.b.c': tensor} of a nested module-attribute dict (a TorchScript module's pickled state)."""
-    if hasattr(tree, "detach"):
-        return {prefix[:-1]: tree}
-    if isinstance(tree, Mapping):
-        out = {}
-        for k, v in tree.items():
-            out.update(_tensor_leaves(v, f"{prefix}{k}."))
+_CLASS_RE = re.compile(r"^class (\w+)\(Module\):\n((?:  .*\n)*)", re.M)
+_NAMES_RE = re.compile(r"^  (__parameters__|__buffers__) = \[(.*)\]$", re.M)
+
+
+def _state_dict_declarations(z: zipfile.ZipFile) -> dict[str, frozenset]:
+    """{'__torch__.pkg.Class': names of its parameters and buffers} from a TorchScript archive's code/.
+
+    TorchScript writes each module class as text (``class Block(Module):`` then ``__parameters__ = [...]``
+    and ``__buffers__ = [...]``); this text is only searched for those two lists, never compiled or run.
+    Attributes not listed (OpenAI's ``attn_mask`` tensors, ints, flags) are not part of ``state_dict()``.
+    """
+    decls = {}
+    for name in z.namelist():
+        parts = name.split("/")
+        if "code" not in parts or not name.endswith(".py"):
+            continue
+        rel = parts[parts.index("code") + 1:]
+        module = ".".join([*rel[:-1], rel[-1][:-3]])
+        text = z.read(name).decode("utf-8", errors="replace")
+        for m in _CLASS_RE.finditer(text):
+            names = set()
+            for _, listed in _NAMES_RE.findall(m.group(2)):
+                names.update(x.strip().strip('"') for x in listed.split(",") if x.strip())
+            decls[f"{module}.{m.group(1)}"] = frozenset(names)
+    return decls
+
+
+def _module_tensors(obj: Any, decls: Mapping[str, frozenset], prefix: str = "") -> dict:
+    """{'a.b.c': tensor}: the state dict of a TorchScript module object as restricted unpickling rebuilds
+    it (a safe_pickle Record per module, its attributes in ``state``). A module whose class declares its
+    parameters and buffers contributes exactly those; one without a declaration every tensor attribute
+    (then a converter's unexpected-key error names them)."""
+    out = {}
+    state = obj.state if isinstance(obj, safe_pickle.Record) else obj
+    if not isinstance(state, Mapping):
         return out
-    return {}
+    declared = decls.get(obj.qualname) if isinstance(obj, safe_pickle.Record) else None
+    for k, v in state.items():
+        if hasattr(v, "detach"):
+            if declared is None or k in declared:
+                out[f"{prefix}{k}"] = v
+        elif isinstance(v, (safe_pickle.Record, Mapping)):
+            out.update(_module_tensors(v, decls, f"{prefix}{k}."))
+    return out
 
 
 def _read_torchscript_tensors(path: str, torch) -> dict:
-    """The tensors of a TorchScript archive (OpenAI's release format), read from its pickled module
-    state, without compiling or running its code (``torch.jit.load`` would). Module objects become
-    attribute dicts (safe_pickle Records), so the keys are the attribute paths: the state-dict keys,
-    plus any plain tensor attributes (e.g. an attention mask), which converters do not map."""
+    """The state dict of a TorchScript archive (OpenAI's release format): the parameters and buffers of
+    its pickled modules, read without compiling or running its code (``torch.jit.load`` would)."""
     try:
+        with zipfile.ZipFile(path) as z:
+            decls = _state_dict_declarations(z)
         reader = torch._C.PyTorchFileReader(path)
         obj = torch.serialization._load(reader, "cpu", safe_pickle.torch_pickle_module(path), pickle_file="data.pkl")
     except safe_pickle.UnsafePickleError as e:
         raise ConversionError(str(e)) from None
     except Exception as e:  # noqa: BLE001 - report which file failed and why
         raise ConversionError(f"{path} looks like a TorchScript archive but could not be read: {e}") from e
-    return _tensor_leaves(safe_pickle.to_plain(obj))
+    return _module_tensors(obj, decls)
 
 
 def read_torch_file(path: str) -> Any:
@@ -171,12 +206,15 @@ def read_torch_file(path: str) -> Any:
         if is_script:
             return _read_torchscript_tensors(path, torch)
     try:
-        # Never a full unpickle: official checkpoints pickle configs (OmegaConf) beside the tensors;
-        # the restricted unpickler turns those into plain data and refuses any other class or function.
+        # Never a full unpickle, and no flag for one: every released format reads without it (official
+        # TC-CLIP checkpoints pickle OmegaConf configs beside the tensors, which become plain data);
+        # a file holding another class is refused, with the way to re-save it as data.
         obj = torch.load(path, map_location="cpu", weights_only=False,
                          pickle_module=safe_pickle.torch_pickle_module(path))
     except safe_pickle.UnsafePickleError as e:
-        raise ConversionError(str(e)) from None
+        raise ConversionError(f"{e}. If this is your own file, re-save its tensors and plain settings "
+                              "where your code runs, e.g. torch.save({'model': ckpt['model'], 'config': "
+                              "dict(...)}, 'clean.pth'), and convert that") from None
     except Exception as e:  # noqa: BLE001
         raise ConversionError(f"{path} is not a readable PyTorch checkpoint: {e}") from e
     return safe_pickle.to_plain(obj)
