@@ -121,8 +121,14 @@ Source format: the torch.save()d dict the official training writes ({'model': st
 visual attention as q_proj/k_proj/v_proj, local_global_bias_table per layer >= 1, prompt_learner.ctx
 and text_encoder.prompt_generation_layer.*. The prompt buffers token_prefix/token_suffix are dropped and
 recomputed for your class names, which needs CLIP's token embedding: --clip names the OpenAI CLIP .pt
-the model was trained from. Settings the weights do not record are read from the checkpoint's saved
-config when present, else from the flags below (defaults: the released ViT-B/16 recipe).
+the model was trained from. Settings the weights do not record come from the checkpoint's saved Hydra
+config (num_frames, context_token_k, seed_token_a, tome_r, prompt_generation_layer_level, n_ctx,
+ctx_init, context_length, parse_ucf101, ...) when present; the flags below win over it; defaults
+(the released ViT-B/16 recipe) fill the rest.
+
+Nothing in the file runs: tensors and plain data are read, the saved OmegaConf config becomes plain
+data without omegaconf, and any other pickled class or function is refused naming the file and the
+global. There is no flag for an unrestricted unpickle (every released format reads without one).
 Load the result with tcvideo.load_tc_clip(DIR).
 """
 
@@ -144,12 +150,17 @@ def _run_tc_clip(args: argparse.Namespace) -> str:
     from tcvideo.clip.convert import api
 
     levels = tuple(int(x) for x in args.prompt_levels.split("+")) if args.prompt_levels else None
+    report: dict = {}
     config, params = api.convert_tc_clip(
-        args.checkpoint, args.clip, args.out, dtype=args.dtype, overwrite=args.overwrite,
+        args.checkpoint, args.clip, args.out, dtype=args.dtype, overwrite=args.overwrite, report=report,
         num_frames=args.num_frames, context_tokens=args.context_tokens, seed_ratio=args.seed_ratio,
         tome_r=args.tome_r, prompt_levels=levels, prompt_context_length=args.prompt_context_length)
-    return (f"converted TC-CLIP ({api.describe(config.clip)}, {config.num_frames} frames, k={config.context_tokens}): "
-            f"{api.param_count(params):,} parameters -> {args.out}")
+    saved = report.get("saved_config") or {}
+    origin = ("settings from the checkpoint's config: " + ", ".join(f"{k}={v}" for k, v in saved.items())
+              if saved else "no saved config in the checkpoint: settings from flags / defaults")
+    return (f"converted TC-CLIP ({api.describe(config.clip)}, {config.num_frames} frames, k={config.context_tokens}, "
+            f"alpha={config.seed_ratio}, r={config.tome_r}, prompt levels {'+'.join(map(str, config.prompt_levels))}): "
+            f"{api.param_count(params):,} parameters -> {args.out} ({origin})")
 
 
 add_subcommand("tc-clip", "official TC-CLIP .pth (+ the OpenAI CLIP .pt for token embeddings)", _configure_tc_clip,

@@ -2,8 +2,16 @@
 
 Official checkpoints lack CLIP's token embedding (prompts for new class names need it), so the OpenAI
 CLIP checkpoint the model was trained from is read too; only its ``token_embedding.weight`` is used.
-Settings that the weights cannot reveal (frames for 'space' embeddings, k, alpha, r, prompt level)
-come from the checkpoint's saved ``config`` when it has one, else from the arguments / defaults.
+Settings that the weights cannot reveal (frames for 'space' embeddings, k, alpha, r, prompt level and
+prompt text) come from the checkpoint's saved ``config`` when it has one (``_CONFIG_KEYS``: the official
+Hydra config's top-level keys), explicit arguments win over it, defaults fill the rest.
+
+The file is read by ``common.read_torch_file``: tensors through torch's storage reader, everything else
+through the restricted unpickler (``tcvideo.core.safe_pickle``). The saved config, an OmegaConf
+``DictConfig`` in official checkpoints, becomes the plain dict it holds without omegaconf being imported;
+any other class or callable in the file is refused naming the file and the global, and nothing from the
+file runs. There is no option for a full unpickle: every released format reads without one, and a
+user's own file holding other objects can be re-saved as tensors + plain data where its code lives.
 """
 from __future__ import annotations
 
@@ -29,6 +37,8 @@ _CONFIG_KEYS = {
     "context_length": "prompt_context_length", "prompt_generation_layer_level": "prompt_levels",
     "im_stop_grad": "stop_gradient_context", "parse_ucf101": "split_camel_case",
 }
+# Official settings tcvideo has one value of: a saved config with another is refused, naming the key.
+_FIXED_KEYS = {"trainer_name": "TCCLIP", "tome_d": 0}
 
 
 def _qkv_kernel(q, k, v):
@@ -90,7 +100,7 @@ def text_rules(config: tc_lib.TCCLIPConfig) -> list[Rule]:
 
 
 def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
-    """-> (state dict without 'module.', saved official config as a plain dict or {})."""
+    """-> (state dict without 'module.', the saved official config's settings (``_CONFIG_KEYS``) or {})."""
     obj = read_torch_file(path)
     if not isinstance(obj, Mapping):
         raise ConversionError(f"{path} holds a {type(obj).__name__}, not a TC-CLIP checkpoint dict")
@@ -99,18 +109,31 @@ def read_checkpoint(path: str) -> tuple[dict[str, np.ndarray], dict]:
         raise ConversionError(f"{path}: 'model' entry is a {type(sd).__name__}, not a state dict")
     sd = to_numpy_state_dict(strip_prefix(sd, "module."))
     cfg = obj.get("config") if "model" in obj else None
-    return sd, _plain_config(cfg)
+    return sd, saved_settings(cfg, path)
 
 
-def _plain_config(cfg: Any) -> dict:
+def saved_settings(cfg: Any, source: str = "checkpoint") -> dict:
+    """The ``_CONFIG_KEYS`` entries of a checkpoint's saved config (plain data, see safe_pickle.to_plain).
+
+    ConversionError naming ``source`` and the key for a config that is not a mapping or a ``_FIXED_KEYS``
+    setting tcvideo does not implement. (Unresolved ``${...}`` interpolations are refused by detect_config
+    unless an explicit argument replaces them.)
+    """
     if cfg is None:
         return {}
-    try:  # omegaconf DictConfig, yacs CfgNode, dict, argparse.Namespace
-        if hasattr(cfg, "items"):
-            return {k: cfg[k] for k in _CONFIG_KEYS if k in cfg}
-        return {k: getattr(cfg, k) for k in _CONFIG_KEYS if hasattr(cfg, k)}
-    except Exception:  # noqa: BLE001 - a config we cannot read only means we fall back to arguments
-        return {}
+    if not isinstance(cfg, Mapping):
+        raise ConversionError(f"{source}: its 'config' entry is a {type(cfg).__name__} ({str(cfg)[:80]!r}), "
+                              "not a mapping of settings")
+    for key, value in _FIXED_KEYS.items():
+        if key in cfg and cfg[key] != value:
+            raise ConversionError(f"{source}: saved config has {key}={cfg[key]!r}; tcvideo's TC-CLIP implements "
+                                  f"{key}={value!r} only")
+    out = {}
+    for key in _CONFIG_KEYS:
+        if key not in cfg or cfg[key] is None:
+            continue
+        out[key] = cfg[key]
+    return out
 
 
 def detect_config(sd: Mapping[str, np.ndarray], saved: Mapping[str, Any], token_embedding: np.ndarray,
@@ -144,6 +167,11 @@ def detect_config(sd: Mapping[str, np.ndarray], saved: Mapping[str, Any], token_
     fields["use_tc"] = True
     fields["n_ctx"] = int(sd["prompt_learner.ctx"].shape[0]) if "prompt_learner.ctx" in sd else 0
     fields.update({k: v for k, v in overrides.items() if v is not None})
+    by_field = {f: k for k, f in _CONFIG_KEYS.items()}
+    for f, v in fields.items():
+        if isinstance(v, str) and "${" in v:
+            raise ConversionError(f"{source}: saved config's {by_field.get(f, f)} is the unresolved interpolation "
+                                  f"{v!r}; pass {f} explicitly")
     if fields.get("positional_embedding_type") == "joint" and len(pos) == 3 and fields.get("num_frames") != pos[0]:
         raise ConversionError(f"{source}: joint positional embedding holds {pos[0]} frames but num_frames="
                               f"{fields['num_frames']} was asked for")
@@ -156,14 +184,17 @@ def detect_config(sd: Mapping[str, np.ndarray], saved: Mapping[str, Any], token_
         raise ConversionError(f"{source}: cannot build a TC-CLIP config: {e}") from e
 
 
-def convert(checkpoint: str, clip_checkpoint: str, dtype: Any = np.float32, **overrides
-            ) -> tuple[tc_lib.TCCLIPConfig, dict]:
+def convert(checkpoint: str, clip_checkpoint: str, dtype: Any = np.float32, report: Optional[dict] = None,
+            **overrides) -> tuple[tc_lib.TCCLIPConfig, dict]:
     """Official TC-CLIP ``.pth`` + OpenAI CLIP ``.pt`` -> (TCCLIPConfig, params).
 
     ``overrides``: TCCLIPConfig fields (num_frames, context_tokens, seed_ratio, tome_r, prompt_levels,
-    prompt_context_length, ...) that the checkpoint does not record.
+    prompt_context_length, ...); they win over the checkpoint's saved config. ``report``, when given, gets
+    ``'saved_config'``: the official settings read from the checkpoint ({official key: value}).
     """
     sd, saved = read_checkpoint(checkpoint)
+    if report is not None:
+        report["saved_config"] = dict(saved)
     clip_sd = openai_conv.load_state_dict(clip_checkpoint)
     if "token_embedding.weight" not in clip_sd:
         raise ConversionError(f"{clip_checkpoint} has no token_embedding.weight (is it an OpenAI CLIP checkpoint?)")

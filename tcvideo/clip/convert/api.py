@@ -74,14 +74,19 @@ def convert_tc_clip(checkpoint: str, clip_checkpoint: str, out_dir: Optional[str
                     dtype: str = "float32", overwrite: bool = False, **overrides):
     """Official TC-CLIP ``.pth`` + the OpenAI CLIP ``.pt`` it was trained from -> (TCCLIPConfig, params).
 
-    ``overrides`` are TCCLIPConfig fields the checkpoint does not record (num_frames, context_tokens,
-    seed_ratio, tome_r, prompt_levels, prompt_context_length, ...); written as a model dir when ``out_dir``.
+    ``overrides`` are TCCLIPConfig fields (num_frames, context_tokens, seed_ratio, tome_r, prompt_levels,
+    prompt_context_length, ...), winning over the checkpoint's saved config; ``report=dict`` receives
+    ``'saved_config'`` (the settings read from it). Written as a model dir when ``out_dir``.
     """
     from tcvideo.tc_clip import convert as tc_conv
 
-    config, params = tc_conv.convert(checkpoint, clip_checkpoint, dtype=numpy_dtype(dtype), **overrides)
+    report = overrides.pop("report", None)
+    report = {} if report is None else report
+    config, params = tc_conv.convert(checkpoint, clip_checkpoint, dtype=numpy_dtype(dtype), report=report,
+                                     **overrides)
     if out_dir is not None:
         meta = {"model": "tc_clip", "config": config.to_dict(), "source": os.path.abspath(checkpoint),
-                "clip_source": os.path.abspath(clip_checkpoint), "format": "official_tc_clip", "dtype": dtype}
+                "clip_source": os.path.abspath(clip_checkpoint), "format": "official_tc_clip", "dtype": dtype,
+                "saved_config": report["saved_config"]}
         store.save_model(out_dir, params, meta, overwrite=overwrite)
     return config, params
