@@ -655,3 +655,35 @@ def test_load_clip_errors_name_the_path(tmp_path, small):
     with pytest.raises(ConversionError, match="pass its directory") as e:
         load_clip(os.path.join(small["st_dir"], "model.safetensors"))
     assert small["st_dir"] in str(e.value)
+
+
+class _RunsShell:
+    """Pickles as a call of os.system: what a malicious checkpoint would hold."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_tc_clip_checkpoint_that_would_run_a_command_is_refused_and_nothing_runs(tmp_path):
+    """Through the TC-CLIP converter and `python -m tcvideo.convert tc-clip` (tests/core/test_safe_pickle.py
+    covers the unpickler itself): an error naming the file and the global, no command run, nothing written."""
+    from tcvideo.tc_clip import convert as tc_convert
+    marker, evil, clip = tmp_path / "ran", tmp_path / "evil.pth", tmp_path / "clip.pt"
+    torch.save({"model": {"module.image_encoder.proj": torch.zeros(2, 2)}, "epoch": 0,
+                "config": _RunsShell(str(marker))}, evil)
+    torch.save({"token_embedding.weight": torch.zeros(4, 2)}, clip)
+    with pytest.raises(ConversionError) as e:
+        tc_convert.convert(str(evil), str(clip))
+    assert str(evil) in str(e.value)
+    assert f"'{os.system.__module__}.system'" in str(e.value)
+    assert not marker.exists()
+    out = tmp_path / "out"
+    r = run_cli("tc-clip", "--checkpoint", str(evil), "--clip", str(clip), "--out", str(out))
+    assert r.returncode == 1, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {evil}: refused to unpickle '{os.system.__module__}.system'"), r.stderr
+    assert not marker.exists()
+    assert not out.exists()
