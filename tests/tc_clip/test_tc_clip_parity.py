@@ -4,7 +4,7 @@ Runs every fixture found in ../shared/reference and $TCVIDEO_REFERENCE_DIR (publ
 configuration dropped there). Float64: identical discrete choices and outputs within 1e-9. Float32:
 outputs within 1e-4 wherever the discrete choices agree; a seed choice may differ from the reference's
 only between patches whose true (float64) scores are closer than the float32 rounding of the two runs
-at that layer, measured there (it grows with depth: ~1e-6 relative after 2 layers, ~1e-5 by layer 7 of
+at that layer, measured there on our run (it grows with depth: ~1e-6 relative after 2 layers, ~1e-5 by layer 7 of
 a ViT-B/16), so a fixed threshold would be wrong for deep configurations.
 """
 from __future__ import annotations
@@ -164,15 +164,22 @@ def _rel_dev(x, exact):
     return np.max(np.abs(np.asarray(x, np.float64) - exact) / np.maximum(np.abs(exact), 1e-30), axis=-1)
 
 
-def seed_flips(ours, ref, ours_scores, ref_scores, exact) -> tuple[list, list]:
+# How much larger the reference's float32 rounding may be than ours: both runs do the same float32 operations
+# (measured on public_t4_l2: 1.8e-7 / 2.1e-7 relative in layers 0 / 1 for the reference, 1.9e-7 / 1.6e-7 ours).
+REF_ROUNDING_FACTOR = 2.0
+
+
+def seed_flips(ours, ref, ours_scores, exact) -> tuple[list, list]:
     """Compare one layer's float32 seed choices [B, T, s] with the reference's.
 
     -> (legitimate, wrong) lists of (b, t, rank, our patch, ref patch, true gap, allowance): a rank where
-    the two runs picked different patches is legitimate when the patches' float64 scores differ by less
-    than the sum of the two float32 runs' own rounding there (their relative deviations from float64 at
-    that layer, frame and video), else wrong.
+    the two runs picked different patches is legitimate when the patches' float64 scores ``exact``
+    [B, T, N-1] differ by less than what float32 rounding of the two runs explains there: our run's
+    measured relative deviation from float64 at that layer, video and frame (``ours_scores``), times
+    1 + REF_ROUNDING_FACTOR for the reference's. Measured on our own run only, so that a wrong score
+    (which would also differ from the reference) cannot widen the allowance.
     """
-    allow = _rel_dev(ours_scores, exact) + _rel_dev(ref_scores, exact)  # [B, T]
+    allow = (1 + REF_ROUNDING_FACTOR) * _rel_dev(ours_scores, exact)  # [B, T]
     legit, wrong = [], []
     for b, t, j in np.argwhere(ours != ref):
         po, pr = int(ours[b, t, j]), int(ref[b, t, j])
@@ -197,7 +204,7 @@ def _float32_parity(converted):
         ours, ref = np.asarray(layers[l]["seed_index"]), a["seed_index"][l]
         if np.array_equal(ours, ref):
             continue
-        legit, wrong = seed_flips(ours, ref, layers[l]["cls_scores"], a["seed_cls_attn"][l], exact[l])
+        legit, wrong = seed_flips(ours, ref, layers[l]["cls_scores"], exact[l])
         assert not wrong, (f"[{fx.name}] layer {l}: float32 seed choices differ from the reference's where the "
                            f"float64 scores are further apart than float32 rounding explains "
                            f"(b, t, rank, ours, ref, gap, allowance): {wrong[:5]}")
@@ -229,18 +236,18 @@ def _float32_parity(converted):
 
 
 def test_seed_flip_allowance_follows_the_runs_rounding():
-    """seed_flips on made-up scores: a swap of two patches 1e-5 apart is legitimate when both runs'
-    rounding at that layer is ~1e-5 (a deep layer) and wrong when it is ~1e-7 (an early one)."""
+    """seed_flips on made-up scores: a swap of two patches 1e-5 apart is legitimate when float32 rounding
+    at that layer is ~1e-5 (a deep layer) and wrong when it is ~1e-7 (an early one)."""
     exact = np.linspace(1.0, 2.0, 8)[None, None, ::-1].copy()  # [1, 1, 8], descending
     exact[0, 0, 1] = exact[0, 0, 0] * (1 - 1e-5)  # patches 0 and 1 nearly tied
     ref = np.array([[[0, 1, 2]]])
     ours = np.array([[[1, 0, 2]]])
     for dev, n_legit in ((1e-5, 2), (1e-7, 0)):
         noisy = exact * (1 + dev * np.array([1, -1, 1, -1, 1, -1, 1, -1]))
-        legit, wrong = seed_flips(ours, ref, noisy, noisy, exact)  # both runs off by dev
+        legit, wrong = seed_flips(ours, ref, noisy, exact)
         assert (len(legit), len(wrong)) == (n_legit, 2 - n_legit), dev
     far = np.array([[[2, 1, 0]]])  # patch 2 for patch 0: 1/7 apart, never rounding
-    legit, wrong = seed_flips(far, ref, exact * (1 + 1e-4), exact, exact)
+    legit, wrong = seed_flips(far, ref, exact * (1 + 1e-4), exact)
     assert [w[2] for w in wrong] == [0, 2]
 
 
