@@ -286,29 +286,33 @@ def test_saved_config_settings_are_used(tmp_path):
     import sys
     assert "omegaconf" not in sys.modules
     fx = Fixture(FIXTURES[0])
-    saved = dict(fx.official_config(), num_frames=8, context_token_k=50, seed_token_a=0.25, tome_r=7,
+    levels = fx.overrides()["prompt_levels"]
+    # 'space' positional embeddings do not record the frame count; a 'joint' table does (then it must agree)
+    frames = 2 * int(fx.config["T"]) if fx.config.get("positional_embedding_type", "space") == "space" else int(fx.config["T"])
+    saved = dict(fx.official_config(), num_frames=frames, context_token_k=50, seed_token_a=0.25, tome_r=7,
                  ctx_init="a video of a", context_length=30, parse_ucf101=False, im_stop_grad=False,
-                 prompt_generation_layer_level=str(fx.config["prompt_generation_layer_level"]))
+                 prompt_generation_layer_level="+".join(map(str, levels)))  # the official "6+12" string form
     clip_path, tc_path = fx.write_official_files(tmp_path, saved_config=saved)
     report = {}
     config, _ = tc_convert.convert(tc_path, clip_path, report=report)
     got = {k: getattr(config, k) for k in ("num_frames", "context_tokens", "seed_ratio", "tome_r", "ctx_init",
                                            "prompt_context_length", "split_camel_case", "stop_gradient_context",
                                            "prompt_levels")}
-    assert got == {"num_frames": 8, "context_tokens": 50, "seed_ratio": 0.25, "tome_r": 7, "ctx_init": "a video of a",
-                   "prompt_context_length": 30, "split_camel_case": False, "stop_gradient_context": False,
-                   "prompt_levels": (int(fx.config["prompt_generation_layer_level"]),)}
+    assert got == {"num_frames": frames, "context_tokens": 50, "seed_ratio": 0.25, "tome_r": 7,
+                   "ctx_init": "a video of a", "prompt_context_length": 30, "split_camel_case": False,
+                   "stop_gradient_context": False, "prompt_levels": levels}
     assert report["saved_config"]["context_token_k"] == 50
     assert "data" not in report["saved_config"]  # unrelated entries are not settings
-    config, _ = tc_convert.convert(tc_path, clip_path, context_tokens=64, num_frames=4)
-    assert (config.context_tokens, config.num_frames, config.tome_r) == (64, 4, 7)
+    t = int(fx.config["T"])
+    config, _ = tc_convert.convert(tc_path, clip_path, context_tokens=64, num_frames=t)
+    assert (config.context_tokens, config.num_frames, config.tome_r) == (64, t, 7)
     for key, value, field in (("tome_d", 1, "tome_d=1"), ("trainer_name", "ViFiCLIP", "trainer_name='ViFiCLIP'"),
                               ("num_frames", "${data.num_frames}", "num_frames")):
         _, bad = fx.write_official_files(tmp_path, saved_config=dict(saved, **{key: value}), name=f"{key}.pth")
         with pytest.raises(tc_convert.ConversionError, match=f"{key}.pth.*{field}"):
             tc_convert.convert(bad, clip_path)
-    config, _ = tc_convert.convert(bad, clip_path, num_frames=4)  # the interpolation replaced explicitly
-    assert config.num_frames == 4
+    config, _ = tc_convert.convert(bad, clip_path, num_frames=t)  # the interpolation replaced explicitly
+    assert config.num_frames == t
 
 
 def test_converter_errors_name_keys(tmp_path):
