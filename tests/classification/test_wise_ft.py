@@ -14,13 +14,13 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 import train_fixtures as tf_
 from tcvideo.classification.task import VideoClassificationTask
-from tcvideo.clip import model as clip_lib
 from tcvideo.clip.convert import openai as openai_conv
 from tcvideo.core import model_dir as store
 from tcvideo.core import train
 from tcvideo.core.config import ConfigError
-from tcvideo.core.tree_util import flatten
+from tcvideo.core.tree_util import flatten, unflatten
 from tcvideo.tc_clip import model as tc_lib
+from tcvideo.tc_clip.family import model_config
 
 W = 0.7
 
@@ -36,10 +36,8 @@ def dirs(tmp_path_factory):
     weights differ from CLIP's everywhere."""
     base = tmp_path_factory.mktemp("wise_ft")
     config = tf_.tiny_config()
-    from tcvideo.tc_clip.family import model_config
     mc = model_config(config)
     clip_shapes = {k: jax.ShapeDtypeStruct(v, np.float32) for k, v in openai_conv.expected_shapes(mc.clip).items()}
-    from tcvideo.core.tree_util import unflatten
     clip_params = _random_tree(unflatten(clip_shapes), seed=1)
     clip_dir, ckpt_dir = str(base / "clip"), str(base / "converted")
     store.save_model(clip_dir, clip_params, {"model": "clip", "config": mc.clip.to_dict()})
