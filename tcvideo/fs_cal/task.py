@@ -72,7 +72,8 @@ def default_fs_cal_config() -> ml_collections.ConfigDict:
     c.relation_loss_weight = 0.1
     c.pseudo_labels = "kmeans"  # kmeans | class
     c.model = ml_collections.ConfigDict(dict(hidden_dim=256, anchor_scales=(4, 8, 16, 32, 64), context_ratio=0.25,
-                                             dynamics_kernels=(1, 3, 5), softmax_over="keys",
+                                             dynamics_kernels=(1, 2, 4), dynamics_summary="strided",
+                                             dynamics_keys="all", softmax_over="rows", row_norm="columns",
                                              num_pseudo_classes=16))
     c.synthetic = ml_collections.ConfigDict(dict(num_classes=16, videos_per_class=8, video_len=64, feature_dim=16,
                                                  pattern_len=4, min_len=6, max_len=16, distractors=1, noise=0.5,
