@@ -14,7 +14,7 @@ Construction (the ECCV 2020 common-action protocol, simplest form):
   ``single_instance``: only instances that are the one instance of their class in their video are
   queries (the benchmark's queries hold one instance each).
 * Shapes: a query of ``window_len`` snippets is zero-padded (mask False) to the smallest of
-  ``buckets`` (default: ``query_len`` alone) that holds it, so each bucket has one static shape; a
+  ``buckets`` (those below ``query_len``, then ``query_len``) that holds it, so each bucket has one static shape; a
   batch is padded to its longest row's bucket (``batch(..., length=)`` forces one).
 * Supports: ``shots`` distinct instances of the class drawn **from videos other than the query video**
   (the query is never a support), each cropped to its segment and linearly resampled to
@@ -57,9 +57,8 @@ class EpisodeSampler:
                  support_len: int, max_gt: int = 8, buckets: Sequence[int] = (), single_instance: bool = False):
         if shots < 1:
             raise ValueError(f"shots must be >= 1, got {shots}")
-        self.buckets = tuple(sorted(int(b) for b in buckets)) or (int(query_len),)
-        if self.buckets[-1] != query_len:
-            raise ValueError(f"buckets {self.buckets}: the largest must be query_len {query_len}")
+        # query_len is always the largest bucket (longer buckets are dropped)
+        self.buckets = tuple(sorted({int(b) for b in buckets if int(b) < query_len})) + (int(query_len),)
         self.source, self.shots, self.query_len = source, shots, query_len
         self.support_len, self.max_gt = support_len, max_gt
         by_class: dict[str, list[Segment]] = {c: [] for c in classes}

@@ -57,7 +57,7 @@ def default_fs_cal_config() -> ml_collections.ConfigDict:
     c.split_seed = 0
     c.shots = 5
     c.query_len = 128  # longest query window, snippets (a longer video gives a window of this many)
-    c.query_buckets = ()  # padded query lengths (ascending, the last = query_len); () = query_len only
+    c.query_buckets = ()  # padded query lengths below query_len (query_len is always the last); () = query_len only
     c.single_instance = False  # queries only from videos with one instance of the class (the benchmark's)
     c.support_len = 16  # segments per support (each support resampled to this many snippets)
     c.max_gt = 8  # ground-truth instances kept per query window
@@ -269,8 +269,8 @@ class FSCALTask(Task):
         kw = dict(shots=int(fc.shots), query_len=int(fc.query_len), support_len=int(fc.support_len),
                   max_gt=int(fc.max_gt), buckets=tuple(fc.get("query_buckets", ())),
                   single_instance=bool(fc.get("single_instance", False)))
-        if kw["buckets"] and max(kw["buckets"]) != int(fc.query_len):
-            raise _err("query_buckets", f"{tuple(kw['buckets'])}: the largest must equal query_len {fc.query_len}")
+        if any(int(b) < 1 for b in kw["buckets"]):
+            raise _err("query_buckets", f"{tuple(kw['buckets'])}: lengths must be >= 1")
         self.samplers = {}
         for split in ("train", "val", "test"):
             if not self.splits[split]:
