@@ -17,12 +17,15 @@ Losses (design choices, config fields in ``config.fs_cal``):
   of each training class into ``model.num_pseudo_classes`` groups (k-means, seeded), "class" uses the
   training class index itself.
 
-Evaluation: fixed test episodes (``test_episodes`` of them, seeded by ``episode_seed``, stored in
-``test_episodes_file`` when given: loaded when it exists, else written), scores = sigmoid(logit), boxes
-decoded and clipped to the valid query, NMS at ``nms_threshold`` keeping ``top_k``; mAP at tIoU 0.5 and
-averaged over 0.5:0.05:0.95 (``tcvideo/fs_cal/metrics.py``; AP per class, mean over classes).
-Evaluations during training use ``val_episodes`` episodes of the validation classes (of the test
-classes when there are none), so the best checkpoint is not picked on the test episodes.
+Evaluation: fixed test episodes: the common-action benchmark's own (``benchmark.test_file`` /
+``gt_file``, ``data_pipelines/temporal/cal_benchmark.py``), else ``test_episodes`` seeded by
+``episode_seed``, stored in ``test_episodes_file`` when given (loaded when it exists, else written);
+queries padded to their bucket (``query_buckets``), scores = sigmoid(logit), boxes decoded and clipped
+to the valid query, NMS at ``nms_threshold`` keeping ``top_k``; the benchmark's AP pooled over all
+episodes (``AP@0.5``, ``AP@avg`` over 0.5:0.05:0.95, the primary number) and tcvideo's per-class mean
+(``mAP@...``) (``tcvideo/fs_cal/metrics.py``). Evaluations during training use ``val_episodes``
+episodes of the validation classes (of the test classes when there are none), so the best checkpoint
+is not picked on the test episodes.
 """
 from __future__ import annotations
 
