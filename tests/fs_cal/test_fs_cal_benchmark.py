@@ -35,10 +35,11 @@ def _instance(c, v):
     return 10.0 + 5 * v + c, 30.0 + 5 * v + c
 
 
-def _episode(k, query_end):
-    """Query: video jump_k, frames [3, query_end); supports: the instances of the other jump videos."""
+def _episode(k, query_end, query_start=3):
+    """Query: video jump_k, frames [query_start, query_end); supports: the instances of the other jump videos."""
     s, e = _instance(0, k)
-    q = _entry(f"jump_{k}", "validation", 3, query_end, [[s * 3 - 3, e * 3 - 3]], f"query_{k:05d}")
+    q = _entry(f"jump_{k}", "validation", query_start, query_end, [[s * 3 - query_start, e * 3 - query_start]],
+               f"query_{k:05d}")
     sups = []
     for j in [j for j in range(4) if j != k] * 2:
         a, b = _instance(0, j)
@@ -64,7 +65,7 @@ def bench(tmp_path_factory):
             np.save(fdir / f"v_{vid}.npy", rng.normal(size=(VIDEO_LEN, 6)).astype(np.float32))
     ann = root / "anet.json"
     ann.write_text(json.dumps({"version": "VERSION 1.3", "database": db}))
-    episodes = [_episode(0, 240), _episode(1, 120), _episode(2, 240)]  # query 1: 39 snippets, a short bucket
+    episodes = [_episode(0, 240, 4), _episode(1, 120), _episode(2, 240)]  # query 1: 39 snippets, a short bucket
     with open(root / "test_data.pkl", "wb") as f:
         pickle.dump(episodes, f, protocol=3)
     gt = {"taxonomy": "", "version": "", "database": {}}
@@ -82,8 +83,8 @@ def test_episode_and_gt_files_read_and_mapped_to_features(bench):
     eps = cb.load_episode_file(bench["test_file"], bench["gt_file"])
     assert [e["id"] for e in eps] == ["query_00000", "query_00001", "query_00002"]
     s0, e0 = _instance(0, 0)
-    assert eps[0]["query"] == {"video": "jump_0", "start": 3, "end": 240}
-    assert eps[0]["gt"] == [[s0 * 3 - 3, e0 * 3 - 3]]  # frames relative to the query start
+    assert eps[0]["query"] == {"video": "jump_0", "start": 4, "end": 240}
+    assert eps[0]["gt"] == [[s0 * 3 - 4, e0 * 3 - 4]]  # frames relative to the query start
     assert len(eps[2]["gt"]) == 1  # the JSON's instance from frame 1600 on is dropped, as its evaluator does
     assert cb.load_gt_file(bench["gt_file"])["query_00002"][0] == eps[2]["gt"][0]
     assert [s["video"] for s in cb.supports_for(eps[0], 5)] == ["jump_1", "jump_2", "jump_3", "jump_1", "jump_2"]
@@ -93,7 +94,8 @@ def test_episode_and_gt_files_read_and_mapped_to_features(bench):
     num = {f"{c}_{v}": VIDEO_LEN for c in CLASSES for v in range(6)}
     specs = cb.to_specs(eps, num, shots=5, snippets_per_second=1.0)
     sp = specs[0]
-    assert (sp["query_video"], sp["window_start"], sp["window_len"]) == ("jump_0", 1, 79)  # frames [3, 240) at 3 fps
+    # frames [4, 240) at 3 fps: seconds [1.33, 80), snippets [1, 80)
+    assert (sp["query_video"], sp["window_start"], sp["window_len"]) == ("jump_0", 1, 79)
     np.testing.assert_allclose(np.asarray(sp["gt"]) + sp["window_start"], [[s0, e0]])  # seconds = snippets here
     a1, b1 = _instance(0, 1)
     assert sp["supports"][0][0] == "jump_1"
@@ -169,3 +171,20 @@ def test_tcvideo_eval_runs_exactly_the_benchmark_episodes(bench, tmp_path, shots
     assert res["num_episodes"] == 3
     assert 0.0 <= res["AP@avg"] <= res["AP@0.5"] <= 100.0
     assert res["num_classes"] == 1 and "mAP@0.5" in res  # tcvideo's per-class mean, under its own name
+
+
+def test_training_file_read(tmp_path):
+    """train_data.pkl: a dict class -> R-C3D windows with all their instances (frames relative to the window)."""
+    data = {"jump": [_entry("jump_0", "training", 0, 768, [[30.0, 90.0], [300.0, 330.0]])],
+            "run": [_entry("run_1", "validation", 768, 1536, [[0.0, 12.0]])]}
+    path = tmp_path / "train_data.pkl"
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=3)
+    out = cb.load_training_file(str(path))
+    assert sorted(out) == ["jump", "run"]
+    assert out["jump"][0] == {"video": "jump_0", "start": 0, "end": 768, "wins": [[30.0, 90.0], [300.0, 330.0]]}
+    assert out["run"][0]["start"] == 768
+    with open(path, "wb") as f:
+        pickle.dump([1, 2], f, protocol=3)
+    with pytest.raises(cb.BenchmarkFormatError, match=r"train_data\.pkl: expected a dict"):
+        cb.load_training_file(str(path))
