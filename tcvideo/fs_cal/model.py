@@ -121,11 +121,17 @@ def _pool_indices(anchors: np.ndarray, t: int, context_ratio: float):
     return inside, left, right
 
 
-def range_means(x: Array, ranges: np.ndarray) -> Array:
-    """x [B, T, H], static ranges [N, 2] -> means over [lo, hi) [B, N, H] (0 for empty ranges)."""
+def range_means(x: Array, ranges: np.ndarray, mask: Optional[Array] = None) -> Array:
+    """x [B, T, H], static ranges [N, 2] -> means over [lo, hi) [B, N, H] (0 for empty ranges). With
+    ``mask`` [B, T] the mean is over the valid snippets of each range (x must be 0 elsewhere), so a query
+    gives the same proposal features whatever padding its bucket adds."""
     cs = jnp.concatenate([jnp.zeros_like(x[:, :1]), jnp.cumsum(x, axis=1)], axis=1)
-    n = np.maximum(ranges[:, 1] - ranges[:, 0], 1).astype(np.float32)
-    return (cs[:, ranges[:, 1]] - cs[:, ranges[:, 0]]) / jnp.asarray(n, x.dtype)[None, :, None]
+    if mask is None:
+        n = jnp.asarray(np.maximum(ranges[:, 1] - ranges[:, 0], 1).astype(np.float32), x.dtype)[None, :, None]
+    else:
+        cm = jnp.concatenate([jnp.zeros_like(mask[:, :1], jnp.float32), jnp.cumsum(mask.astype(jnp.float32), 1)], 1)
+        n = jnp.maximum(cm[:, ranges[:, 1]] - cm[:, ranges[:, 0]], 1.0).astype(x.dtype)[..., None]
+    return (cs[:, ranges[:, 1]] - cs[:, ranges[:, 0]]) / n
 
 
 # ----------------------------------------------------------------------------- attention stages
@@ -300,7 +306,7 @@ class FSCAL(nn.Module):
         anchors = make_anchors(t, cfg.anchor_scales)
         enc = SnippetEncoder(h, self.dtype, name="encoder")
         hq = enc(query.astype(self.dtype)) * query_mask[..., None].astype(self.dtype)  # [B, T, H]
-        pooled = [range_means(hq, r) for r in _pool_indices(anchors, t, cfg.context_ratio)]
+        pooled = [range_means(hq, r, query_mask) for r in _pool_indices(anchors, t, cfg.context_ratio)]
         xq = LayerNorm(dtype=self.dtype, name="proposal_norm")(
             nn.Dense(h, dtype=self.dtype, name="proposal_proj")(jnp.concatenate(pooled, -1)))  # [B, N, H]
         p_mask = query_mask[:, anchor_centre_index(anchors, t)]  # [B, N]

@@ -182,6 +182,29 @@ def test_full_model_shapes_support_order_invariance_and_relation_module():
     assert np.abs(np.asarray(other["logits"]) - np.asarray(out["logits"])).max() > 1e-3
 
 
+def test_padding_to_a_longer_bucket_changes_nothing():
+    """A query of 7 snippets padded to 8 or to 16 (two buckets): the same scores and boxes for its
+    valid proposals (padding is masked in pooling and in every stage)."""
+    cfg = fs.FSCALConfig(hidden_dim=8, anchor_scales=(2, 4), dynamics_kernels=(1, 2), num_pseudo_classes=3)
+    model = fs.FSCAL(cfg)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1, 7, 5)).astype(np.float32)
+    s = rng.normal(size=(1, 2, 4, 5)).astype(np.float32)
+    outs = []
+    for t in (8, 16):
+        q = np.zeros((1, t, 5), np.float32)
+        q[:, :7] = x
+        qm = np.zeros((1, t), bool)
+        qm[:, :7] = True
+        if not outs:
+            p = model.init(jax.random.PRNGKey(0), q, qm, s)
+        o = model.apply(p, q, qm, s)
+        n = 7 * 2  # anchors are ordered (t, scale): the first 14 are centred on the valid snippets
+        outs.append((np.asarray(o["logits"])[0, :n], np.asarray(o["boxes"])[0, :n]))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-5)
+
+
 def test_anchors_pooling_and_box_coding():
     a = fs.make_anchors(4, (2, 4))
     assert a.shape == (8, 2)
@@ -191,6 +214,9 @@ def test_anchors_pooling_and_box_coding():
                                rtol=1e-5, atol=1e-5)
     x = jnp.arange(12.0).reshape(1, 6, 2)
     np.testing.assert_allclose(fs.range_means(x, np.array([[1, 4], [2, 2]])), [[[4.0, 5.0], [0.0, 0.0]]])
+    m = jnp.asarray([[True, True, True, False, False, False]])
+    xm = x * m[..., None]
+    np.testing.assert_allclose(fs.range_means(xm, np.array([[1, 4]]), m), [[[3.0, 4.0]]])  # valid snippets 1, 2
 
 
 def test_bad_config_is_rejected():
