@@ -23,7 +23,6 @@ loader's order is available as ``"reference_loader"`` (not the benchmark as publ
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from typing import Optional, Sequence
@@ -105,25 +104,14 @@ def load_episode_file(path: str, gt_path: str = "") -> list[dict]:
 def load_gt_file(path: str) -> dict[str, list[list[float]]]:
     """test_gt.json / val_gt.json -> {query id: [[s, e], ...]} (frames relative to the query start) with the
     evaluator's rule: instances starting at >= 1536 dropped, ends clipped to 1536."""
+    from data_pipelines.temporal.annotations import parse_activitynet  # the one ActivityNet JSON reader
+    from data_pipelines.video.annotations import AnnotationError
     try:
-        with open(path, encoding="utf-8") as f:
-            obj = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
-        raise BenchmarkFormatError(f"{path}: {e}") from e
-    if not isinstance(obj, dict) or not isinstance(obj.get("database"), dict):
-        raise BenchmarkFormatError(f"{path}: expected {{'database': {{query id: {{'annotations': [...]}}}}}}")
-    out = {}
-    for qid, v in obj["database"].items():
-        segs = []
-        for k, a in enumerate(v.get("annotations", []) if isinstance(v, dict) else [None]):
-            if not isinstance(a, dict) or len(a.get("segment", ())) != 2:
-                raise BenchmarkFormatError(f"{path}: database.{qid}.annotations[{k}]: no [start, end] 'segment'")
-            s, e = (float(x) for x in a["segment"])
-            if s >= GT_FRAME_LIMIT:
-                continue
-            segs.append([s, min(e, GT_FRAME_LIMIT)])
-        out[qid] = segs
-    return out
+        segments = parse_activitynet(path)
+    except AnnotationError as e:
+        raise BenchmarkFormatError(str(e)) from e
+    return {qid: [[seg.start, min(seg.end, GT_FRAME_LIMIT)] for seg in segs if seg.start < GT_FRAME_LIMIT]
+            for qid, segs in segments.items()}
 
 
 def load_training_file(path: str) -> dict[str, list[dict]]:
