@@ -138,7 +138,7 @@ def test_stage3_support_to_query_formula_and_order_invariance(inputs, over, norm
 
 def test_stages_one_and_two_feed_stage_three():
     """The proposal scores depend on stage 1's and stage 2's parameters (they reach the classifier only
-    through stage 3's input): replacing their output by their input would make these gradients 0."""
+    through stage 3's input): with their output replaced by their input, changing them would change nothing."""
     cfg = fs.FSCALConfig(hidden_dim=8, anchor_scales=(2, 4), dynamics_kernels=(1, 2), num_pseudo_classes=3)
     model = fs.FSCAL(cfg)
     rng = np.random.default_rng(1)
@@ -146,14 +146,12 @@ def test_stages_one_and_two_feed_stage_three():
     qm = np.ones((2, 10), bool)
     s = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
     params = model.init(jax.random.PRNGKey(0), q, qm, s)["params"]
-
-    def score(p):
-        return model.apply({"params": p}, q, qm, s)["logits"].sum()
-
-    g = jax.grad(score)(params)
+    apply = jax.jit(lambda p: model.apply({"params": p}, q, qm, s)["logits"])
+    base = np.asarray(apply(params))
     for stage in ("stage1_q2s", "stage2_dynamics"):
-        norm = sum(float(jnp.abs(x).sum()) for x in jax.tree_util.tree_leaves(g[stage]))
-        assert norm > 1e-4, (stage, norm)
+        changed = {**params, stage: jax.tree_util.tree_map(lambda x: 3.0 * x + 0.5, params[stage])}
+        diff = np.abs(np.asarray(apply(changed)) - base).max()
+        assert diff > 1e-3, (stage, diff)
 
 
 def test_full_model_shapes_support_order_invariance_and_relation_module():
