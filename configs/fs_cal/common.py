@@ -26,7 +26,7 @@ def protocol_config(dataset: str) -> ml_collections.ConfigDict:
     f.test_episodes_file = "auto"  # <feature_dir>/fs_cal_test_episodes_<dataset>_<S>shot_s<seed>.json
     f.nms_threshold = 0.4
     f.top_k = 300
-    f.model.update(dict(hidden_dim=256, context_ratio=0.25, dynamics_kernels=(1, 3, 5), softmax_over="keys",
+    f.model.update(dict(hidden_dim=256, context_ratio=0.25, dynamics_kernels=(1, 2, 4), softmax_over="rows",
                         num_pseudo_classes=16))
     c.batch_size = 32
     c.per_device_batch_size = 32

@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     f.test_episodes = 200
     f.val_episodes = 64
     f.pseudo_labels = "kmeans"
-    f.model.update(dict(hidden_dim=64, anchor_scales=(4, 8, 16), context_ratio=0.25, dynamics_kernels=(1, 3),
+    f.model.update(dict(hidden_dim=64, anchor_scales=(4, 8, 16), context_ratio=0.25, dynamics_kernels=(1, 2),
                         num_pseudo_classes=4))
     c.batch_size = 16
     c.per_device_batch_size = 16

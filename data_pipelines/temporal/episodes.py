@@ -7,10 +7,15 @@ Construction (the ECCV 2020 common-action protocol, simplest form):
 * The class is drawn uniformly among the split's classes that can form an episode; the query instance
   uniformly among that class's instances no longer than ``query_len`` snippets.
 * Query: a window of ``query_len`` snippets of the query instance's video placed uniformly at random
-  among the positions that contain the whole instance (the whole video, zero-padded, when the video is
-  shorter). Ground truth: every instance of the episode class overlapping the window, clipped to it,
-  in window snippet units (at most ``max_gt``). Instances of other classes in the window stay unlabeled
-  background (distractors).
+  among the positions that contain the whole instance (the whole video when the video is shorter:
+  queries are untrimmed videos of any length up to ``query_len``). Ground truth: every instance of the
+  episode class overlapping the window, clipped to it, in window snippet units (at most ``max_gt``).
+  Instances of other classes in the window stay unlabeled background (distractors).
+  ``single_instance``: only instances that are the one instance of their class in their video are
+  queries (the benchmark's queries hold one instance each).
+* Shapes: a query of ``window_len`` snippets is zero-padded (mask False) to the smallest of
+  ``buckets`` (those below ``query_len``, then ``query_len``) that holds it, so each bucket has one static shape; a
+  batch is padded to its longest row's bucket (``batch(..., length=)`` forces one).
 * Supports: ``shots`` distinct instances of the class drawn **from videos other than the query video**
   (the query is never a support), each cropped to its segment and linearly resampled to
   ``support_len`` snippets (its segments).
@@ -49,9 +54,11 @@ class EpisodeSampler:
     """Draws and materialises episodes of one class split of a FeatureSource."""
 
     def __init__(self, source: FeatureSource, classes: Sequence[str], *, shots: int, query_len: int,
-                 support_len: int, max_gt: int = 8):
+                 support_len: int, max_gt: int = 8, buckets: Sequence[int] = (), single_instance: bool = False):
         if shots < 1:
             raise ValueError(f"shots must be >= 1, got {shots}")
+        # query_len is always the largest bucket (longer buckets are dropped)
+        self.buckets = tuple(sorted({int(b) for b in buckets if int(b) < query_len})) + (int(query_len),)
         self.source, self.shots, self.query_len = source, shots, query_len
         self.support_len, self.max_gt = support_len, max_gt
         by_class: dict[str, list[Segment]] = {c: [] for c in classes}
@@ -62,7 +69,8 @@ class EpisodeSampler:
         self.queries: dict[str, list[Segment]] = {}
         for c, insts in by_class.items():
             ok = [q for q in insts if math.ceil(q.end) - math.floor(q.start) <= query_len
-                  and sum(i.video != q.video for i in insts) >= shots]
+                  and sum(i.video != q.video for i in insts) >= shots
+                  and not (single_instance and sum(i.video == q.video for i in insts) > 1)]
             if ok:
                 self.queries[c] = ok
         self.classes = sorted(self.queries)
@@ -90,18 +98,35 @@ class EpisodeSampler:
         gt = [[max(i.start, start) - start, min(i.end, end) - start] for i in self.by_class[label]
               if i.video == q.video and i.end > start and i.start < end]
         gt.sort()
-        return {"label": label, "query_video": q.video, "window_start": start, "supports": sup,
-                "gt": gt[: self.max_gt]}
+        return {"label": label, "query_video": q.video, "window_start": start, "window_len": end - start,
+                "supports": sup, "gt": gt[: self.max_gt]}
 
-    def materialize(self, spec: dict) -> dict[str, np.ndarray]:
-        """Spec -> arrays: query [Lq, D], query_mask [Lq] bool, support [S, Ls, D], gt [G, 2] (window
-        snippet units), gt_mask [G] bool."""
+    def window_len(self, spec: dict) -> int:
+        """Snippets of the spec's query window (specs of older episode files: ``query_len`` or the video)."""
+        if "window_len" in spec:
+            return int(spec["window_len"])
+        return min(self.query_len, self.source.num_snippets[spec["query_video"]] - spec["window_start"])
+
+    def bucket(self, spec: dict) -> int:
+        """The padded query length of a spec: the smallest bucket holding its window."""
+        n = self.window_len(spec)
+        for b in self.buckets:
+            if n <= b:
+                return b
+        raise ValueError(f"a query of {n} snippets is longer than the largest bucket {self.buckets[-1]}")
+
+    def materialize(self, spec: dict, length: int = 0) -> dict[str, np.ndarray]:
+        """Spec -> arrays: query [L, D] (L = ``length`` or the spec's bucket), query_mask [L] bool, support
+        [S, Ls, D], gt [G, 2] (window snippet units), gt_mask [G] bool."""
         d = self.source.feature_dim
+        length = length or self.bucket(spec)
         x = self.source.features(spec["query_video"])
-        w = x[spec["window_start"]: spec["window_start"] + self.query_len]
-        query = np.zeros((self.query_len, d), np.float32)
+        w = x[spec["window_start"]: spec["window_start"] + self.window_len(spec)]
+        if len(w) > length:
+            raise ValueError(f"query window of {len(w)} snippets does not fit in {length}")
+        query = np.zeros((length, d), np.float32)
         query[: len(w)] = w
-        mask = np.zeros(self.query_len, bool)
+        mask = np.zeros(length, bool)
         mask[: len(w)] = True
         support = np.stack([resample(np.asarray(self.source.features(v)[math.floor(s): math.ceil(e)], np.float32),
                                      self.support_len) for v, s, e in spec["supports"]])
@@ -111,8 +136,10 @@ class EpisodeSampler:
         gt[: len(g)], gt_mask[: len(g)] = g, True
         return {"query": query, "query_mask": mask, "support": support, "gt": gt, "gt_mask": gt_mask}
 
-    def batch(self, specs: Sequence[dict]) -> dict[str, np.ndarray]:
-        items = [self.materialize(s) for s in specs]
+    def batch(self, specs: Sequence[dict], length: int = 0) -> dict[str, np.ndarray]:
+        """Stacked ``materialize`` of the specs, padded to ``length`` (default: their largest bucket)."""
+        length = length or max(self.bucket(s) for s in specs)
+        items = [self.materialize(s, length) for s in specs]
         return {k: np.stack([it[k] for it in items]) for k in items[0]}
 
 

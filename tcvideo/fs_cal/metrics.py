@@ -6,6 +6,11 @@ not-yet-matched ground truth of its own episode with tIoU >= threshold (best-ove
 false positive. AP is the area under the precision-recall curve with precision made monotonically
 non-increasing (interpolated), recall over all ground truths of the class. mAP is the mean over the
 classes that have ground truth; the average mAP is the mean over thresholds 0.5:0.05:0.95.
+
+The common-action benchmark's evaluator (ECCV 2020 code, ``evaluation/eval_detection.py``) labels
+every query "c1": its number is ONE AP over the detections of all episodes pooled
+(``pooled_average_precision``, keys ``AP@<thr>`` / ``AP@avg``). The per-class mean
+(``mean_average_precision``, keys ``mAP@<thr>``) is tcvideo's; it weighs classes equally.
 """
 from __future__ import annotations
 
@@ -112,4 +117,15 @@ def mean_average_precision(episodes: Iterable[dict], thresholds: Sequence[float]
         out[f"mAP@{thr:g}"] = 100.0 * float(np.mean(aps)) if aps else 0.0
     out["mAP@avg"] = float(np.mean([out[f"mAP@{t:g}"] for t in thresholds]))
     out["num_classes"] = len(gts)
+    return out
+
+
+def pooled_average_precision(episodes: Iterable[dict], thresholds: Sequence[float] = THRESHOLDS) -> dict:
+    """The benchmark's metric: every episode labelled as one class, one AP over all their detections.
+    episodes as in ``mean_average_precision`` -> {'AP@0.5': ..., 'AP@avg': mean over thresholds}
+    (percentages)."""
+    one = [{**ep, "label": "c1"} for ep in episodes]
+    res = mean_average_precision(one, thresholds)
+    out = {f"AP@{t:g}": res[f"mAP@{t:g}"] for t in thresholds}
+    out["AP@avg"] = res["mAP@avg"]
     return out

@@ -17,12 +17,15 @@ Losses (design choices, config fields in ``config.fs_cal``):
   of each training class into ``model.num_pseudo_classes`` groups (k-means, seeded), "class" uses the
   training class index itself.
 
-Evaluation: fixed test episodes (``test_episodes`` of them, seeded by ``episode_seed``, stored in
-``test_episodes_file`` when given: loaded when it exists, else written), scores = sigmoid(logit), boxes
-decoded and clipped to the valid query, NMS at ``nms_threshold`` keeping ``top_k``; mAP at tIoU 0.5 and
-averaged over 0.5:0.05:0.95 (``tcvideo/fs_cal/metrics.py``; AP per class, mean over classes).
-Evaluations during training use ``val_episodes`` episodes of the validation classes (of the test
-classes when there are none), so the best checkpoint is not picked on the test episodes.
+Evaluation: fixed test episodes: the common-action benchmark's own (``benchmark.test_file`` /
+``gt_file``, ``data_pipelines/temporal/cal_benchmark.py``), else ``test_episodes`` seeded by
+``episode_seed``, stored in ``test_episodes_file`` when given (loaded when it exists, else written);
+queries padded to their bucket (``query_buckets``), scores = sigmoid(logit), boxes decoded and clipped
+to the valid query, NMS at ``nms_threshold`` keeping ``top_k``; the benchmark's AP pooled over all
+episodes (``AP@0.5``, ``AP@avg`` over 0.5:0.05:0.95, the primary number) and tcvideo's per-class mean
+(``mAP@...``) (``tcvideo/fs_cal/metrics.py``). Evaluations during training use ``val_episodes``
+episodes of the validation classes (of the test classes when there are none), so the best checkpoint
+is not picked on the test episodes.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tcvideo.fs_cal import model as fs_lib
 from tcvideo.core.registry import register_task
 from tcvideo.core.task import Task
-from tcvideo.fs_cal.metrics import THRESHOLDS, mean_average_precision, nms, temporal_iou
+from tcvideo.fs_cal.metrics import THRESHOLDS, mean_average_precision, nms, pooled_average_precision, temporal_iou
 from tcvideo.core.config import ConfigError
 
 DATASETS = ("synthetic", "activitynet", "thumos14")
@@ -56,7 +59,9 @@ def default_fs_cal_config() -> ml_collections.ConfigDict:
     c.class_split_file = ""  # JSON {"train": [...], "val": [...], "test": [...]} overrides the fractions
     c.split_seed = 0
     c.shots = 5
-    c.query_len = 128  # query window, snippets
+    c.query_len = 128  # longest query window, snippets (a longer video gives a window of this many)
+    c.query_buckets = ()  # padded query lengths below query_len (query_len is always the last); () = query_len only
+    c.single_instance = False  # queries only from videos with one instance of the class (the benchmark's)
     c.support_len = 16  # segments per support (each support resampled to this many snippets)
     c.max_gt = 8  # ground-truth instances kept per query window
     c.test_episodes = 1000
@@ -71,8 +76,13 @@ def default_fs_cal_config() -> ml_collections.ConfigDict:
     c.reg_loss_weight = 1.0
     c.relation_loss_weight = 0.1
     c.pseudo_labels = "kmeans"  # kmeans | class
+    # the common-action benchmark's episode files (data_pipelines/temporal/cal_benchmark.py): when test_file
+    # is set, the test episodes are exactly its episodes (features from feature_dir), scored on gt_file
+    c.benchmark = ml_collections.ConfigDict(dict(test_file="", gt_file="", support_order="stored",
+                                                 frames_per_second=3.0))
     c.model = ml_collections.ConfigDict(dict(hidden_dim=256, anchor_scales=(4, 8, 16, 32, 64), context_ratio=0.25,
-                                             dynamics_kernels=(1, 3, 5), softmax_over="keys",
+                                             dynamics_kernels=(1, 2, 4), dynamics_summary="strided",
+                                             dynamics_keys="all", softmax_over="rows", row_norm="columns",
                                              num_pseudo_classes=16))
     c.synthetic = ml_collections.ConfigDict(dict(num_classes=16, videos_per_class=8, video_len=64, feature_dim=16,
                                                  pattern_len=4, min_len=6, max_len=16, distractors=1, noise=0.5,
@@ -122,6 +132,68 @@ def build_source(fc):
         return sources.NpyFeatureSource(segments, fc.feature_dir, fc.snippets_per_second, durations=durations)
     except ValueError as e:
         raise _err("feature_dir", str(e).splitlines()[0]) from e
+
+
+def check_benchmark_files(fc) -> None:
+    """ConfigError naming the ``benchmark`` field of a missing file or a bad option, before any reading."""
+    from data_pipelines.temporal.cal_benchmark import SUPPORT_ORDERS
+    b = fc.benchmark
+    if fc.dataset != "activitynet":
+        raise _err("benchmark.test_file", f"the benchmark's episode files are ActivityNet's (dataset is {fc.dataset!r})")
+    for field in ("test_file", "gt_file"):
+        if b[field] and not os.path.isfile(b[field]):
+            raise _err(f"benchmark.{field}", f"no such file {b[field]!r}")
+    if b.support_order not in SUPPORT_ORDERS:
+        raise _err("benchmark.support_order", f"{b.support_order!r} not in {SUPPORT_ORDERS}")
+    if not b.frames_per_second > 0:
+        raise _err("benchmark.frames_per_second", "must be > 0")
+
+
+def benchmark_specs(fc, source) -> list[dict]:
+    """The benchmark's test episodes as episode specs on ``source``'s features, labelled with the class of
+    the annotated instance their query's ground truth matches (tIoU >= 0.5; else "c1")."""
+    from data_pipelines.temporal import cal_benchmark as cb
+    b = fc.benchmark
+    try:
+        eps = cb.load_episode_file(b.test_file)
+    except (pickle_errors() + (cb.BenchmarkFormatError, OSError)) as e:
+        raise _err("benchmark.test_file", str(e)) from e
+    if b.gt_file:
+        try:
+            gts = cb.load_gt_file(b.gt_file)
+        except cb.BenchmarkFormatError as e:
+            raise _err("benchmark.gt_file", str(e)) from e
+        missing = [e["id"] for e in eps if e["id"] not in gts]
+        if missing:
+            raise _err("benchmark.gt_file", f"{b.gt_file}: no ground truth for {len(missing)} queries of "
+                                            f"{b.test_file}: {missing[:3]}")
+        eps = [{**e, "gt": gts[e["id"]]} for e in eps]
+    try:
+        specs = cb.to_specs(eps, source.num_snippets, shots=int(fc.shots), snippets_per_second=fc.snippets_per_second,
+                            support_order=b.support_order, frames_per_second=b.frames_per_second)
+    except ValueError as e:
+        raise _err("feature_dir", f"{fc.feature_dir}: {e}") from e
+    except cb.BenchmarkFormatError as e:
+        raise _err("shots", str(e)) from e
+    longest = max(s["window_len"] for s in specs)
+    if longest > int(fc.query_len):
+        raise _err("query_len", f"{fc.query_len} snippets < the benchmark's longest query ({longest} snippets)")
+    by_video: dict[str, list] = {}
+    for inst in source.instances:
+        by_video.setdefault(inst.video, []).append(inst)
+    for sp in specs:
+        cands = by_video.get(sp["query_video"], [])
+        if cands and sp["gt"]:
+            g = np.asarray(sp["gt"][:1], np.float64) + sp["window_start"]
+            iou = temporal_iou(g, np.asarray([[i.start, i.end] for i in cands], np.float64))[0]
+            if iou.max() >= 0.5:
+                sp["label"] = cands[int(iou.argmax())].label
+    return specs
+
+
+def pickle_errors() -> tuple:
+    import pickle
+    return (pickle.UnpicklingError, EOFError)
 
 
 def kmeans(x: np.ndarray, k: int, seed: int, iters: int = 25) -> np.ndarray:
@@ -182,14 +254,26 @@ class FSCALTask(Task):
         ep_dir = os.path.dirname(os.path.abspath(fc.test_episodes_file))
         if fc.test_episodes_file not in ("", "auto") and not os.path.isdir(ep_dir):
             raise _err("test_episodes_file", f"directory of {fc.test_episodes_file!r} does not exist")
+        bench = fc.get("benchmark", ml_collections.ConfigDict(dict(test_file="")))
+        if bench.test_file:
+            check_benchmark_files(fc)
         self.source = build_source(fc)
         try:
             self.splits = sources.split_classes(self.source.class_names(), tuple(fc.class_fractions), fc.split_seed,
                                                 fc.class_split_file)
         except (OSError, ValueError) as e:
             raise _err("class_split_file" if fc.class_split_file else "class_fractions", str(e)) from e
+        self.benchmark_specs = benchmark_specs(fc, self.source) if bench.test_file else None
+        if self.benchmark_specs is not None:  # the benchmark's classes are test classes only: no leakage
+            bench_classes = {s["label"] for s in self.benchmark_specs} - {"c1"}
+            for split in ("train", "val"):
+                self.splits[split] = [c for c in self.splits[split] if c not in bench_classes]
+            self.splits["test"] = sorted(set(self.splits["test"]) | bench_classes)
         kw = dict(shots=int(fc.shots), query_len=int(fc.query_len), support_len=int(fc.support_len),
-                  max_gt=int(fc.max_gt))
+                  max_gt=int(fc.max_gt), buckets=tuple(fc.get("query_buckets", ())),
+                  single_instance=bool(fc.get("single_instance", False)))
+        if any(int(b) < 1 for b in kw["buckets"]):
+            raise _err("query_buckets", f"{tuple(kw['buckets'])}: lengths must be >= 1")
         self.samplers = {}
         for split in ("train", "val", "test"):
             if not self.splits[split]:
@@ -229,7 +313,7 @@ class FSCALTask(Task):
         while True:
             rows = range(process_index * local, (process_index + 1) * local)
             specs = [sampler.sample(np.random.default_rng([seed, step, r])) for r in rows]
-            batch = sampler.batch(specs)
+            batch = sampler.batch(specs, int(self.fc.query_len))  # one static training shape
             batch["pseudo"] = np.asarray([self.pseudo[s["label"]] for s in specs], np.int32)
             yield batch
             step += 1
@@ -240,7 +324,9 @@ class FSCALTask(Task):
             return self._episodes[split]
         from data_pipelines.temporal import episodes as ep_lib
         fc = self.fc
-        if split == "val":
+        if split == "test" and self.benchmark_specs is not None:
+            eps = self.benchmark_specs
+        elif split == "val":
             sampler = self.samplers.get("val", self.samplers["test"])
             eps = ep_lib.make_episodes(sampler, int(fc.val_episodes), int(fc.episode_seed) + 1)
         else:
@@ -319,42 +405,50 @@ class FSCALTask(Task):
         return b[keep], s[keep]
 
     def predict_episodes(self, params, params_sharding, mesh, specs: list[dict]) -> list[dict]:
-        """Detections of each episode: {'id', 'label', 'gt', 'segments', 'scores'}."""
+        """Detections of each episode: {'id', 'label', 'gt', 'segments', 'scores'}, in the order of ``specs``.
+        Episodes run grouped by query bucket (one static shape per bucket)."""
         from tcvideo.core.sharding import global_array
         sampler = self.samplers["test"]  # materialisation only needs the source and the lengths
         fn = self.predict_fn(mesh, params_sharding)
         data_sh = NamedSharding(mesh, P("data"))
         bs = int(self.config.eval.batch_size)
         local = bs // jax.process_count()
-        results = []
-        for i in range(0, len(specs), bs):
-            chunk = specs[i:i + bs]
-            padded = chunk + [chunk[-1]] * (bs - len(chunk))
-            mine = padded[jax.process_index() * local:(jax.process_index() + 1) * local]
-            batch = sampler.batch(mine)
-            scores, boxes, pmask = jax.device_get(fn(params, *(global_array(batch[k], data_sh)
-                                                               for k in ("query", "query_mask", "support"))))
-            full = sampler.batch(chunk) if jax.process_count() > 1 else batch
-            for j, spec in enumerate(chunk):
-                segs, sc = self.detect(np.asarray(scores[j]), np.asarray(boxes[j]), np.asarray(pmask[j]),
-                                       int(full["query_mask"][j].sum()))
-                results.append({"id": i + j, "label": spec["label"], "gt": spec["gt"], "segments": segs,
-                                "scores": sc})
-        return results
+        by_bucket: dict[int, list[int]] = {}
+        for k, spec in enumerate(specs):
+            by_bucket.setdefault(sampler.bucket(spec), []).append(k)
+        results: dict[int, dict] = {}
+        for length, idx in sorted(by_bucket.items()):
+            for i in range(0, len(idx), bs):
+                chunk = idx[i:i + bs]
+                padded = chunk + [chunk[-1]] * (bs - len(chunk))
+                mine = padded[jax.process_index() * local:(jax.process_index() + 1) * local]
+                batch = sampler.batch([specs[k] for k in mine], length)
+                scores, boxes, pmask = jax.device_get(fn(params, *(global_array(batch[k], data_sh)
+                                                                   for k in ("query", "query_mask", "support"))))
+                for j, k in enumerate(chunk):
+                    segs, sc = self.detect(np.asarray(scores[j]), np.asarray(boxes[j]), np.asarray(pmask[j]),
+                                           sampler.window_len(specs[k]))
+                    results[k] = {"id": k, "label": specs[k]["label"], "gt": specs[k]["gt"], "segments": segs,
+                                  "scores": sc}
+        return [results[k] for k in range(len(specs))]
 
     def evaluate(self, params, params_sharding, mesh, *, during_training: bool = False) -> dict:
+        """The benchmark's AP (all episodes pooled, ``AP@<thr>``) and tcvideo's per-class mean (``mAP@<thr>``)."""
         split = "val" if during_training else "test"
         specs = self.episodes(split)
         dets = self.predict_episodes(params, params_sharding, mesh, specs)
-        res = mean_average_precision(dets, THRESHOLDS)
-        name = f"{self.fc.dataset}_{split}_{self.fc.shots}shot"
+        res = {**pooled_average_precision(dets, THRESHOLDS), **mean_average_precision(dets, THRESHOLDS)}
+        bench = split == "test" and self.benchmark_specs is not None
+        name = f"{self.fc.dataset}_{'benchmark' if bench else split}_{self.fc.shots}shot"
         res["num_episodes"] = len(specs)
-        return {"results": {name: res}, "summary": {"mAP@0.5": res["mAP@0.5"], "mAP@avg": res["mAP@avg"]},
-                "primary": res["mAP@0.5"]}
+        return {"results": {name: res},
+                "summary": {"AP@0.5": res["AP@0.5"], "AP@avg": res["AP@avg"], "mAP@0.5": res["mAP@0.5"]},
+                "primary": res["AP@0.5"]}
 
     def format_results(self, out: dict) -> str:
-        lines = [f"{'target':<36}{'mAP@0.5':>9}{'mAP@0.75':>9}{'mAP@avg':>9}{'classes':>9}{'episodes':>9}"]
+        lines = [f"{'target':<36}{'AP@0.5':>9}{'AP@0.75':>9}{'AP@avg':>9}{'cls-mAP@0.5':>12}{'classes':>9}"
+                 f"{'episodes':>9}"]
         for name, r in out["results"].items():
-            lines.append(f"{name:<36}{r['mAP@0.5']:>9.2f}{r['mAP@0.75']:>9.2f}{r['mAP@avg']:>9.2f}"
+            lines.append(f"{name:<36}{r['AP@0.5']:>9.2f}{r['AP@0.75']:>9.2f}{r['AP@avg']:>9.2f}{r['mAP@0.5']:>12.2f}"
                          f"{r['num_classes']:>9}{r['num_episodes']:>9}")
         return "\n".join(lines)

@@ -218,7 +218,7 @@ def test_fs_cal_task_on_activitynet_files(tmp_path):
     with pytest.raises(ConfigError, match="config.fs_cal.feature_dir"):
         get_task(cfg)
     f.feature_dir = str(fdir)
-    f.model.softmax_over = "rows"
+    f.model.softmax_over = "columns"
     with pytest.raises(ConfigError, match="config.fs_cal.model: softmax_over"):
         get_task(cfg)
 

@@ -55,3 +55,20 @@ def test_mean_average_precision_over_classes_and_thresholds():
     assert out["num_classes"] == 3 and len(fm.THRESHOLDS) == 10
     assert fm.mean_average_precision(eps[:1], thresholds=(0.5, 0.9)) == {"mAP@0.5": 100.0, "mAP@0.9": 0.0,
                                                                          "mAP@avg": 50.0, "num_classes": 1}
+
+
+def test_pooled_average_precision_hand_computed():
+    """The benchmark's AP: all episodes' detections in one ranking (every query is class "c1")."""
+    eps = [
+        {"id": 0, "label": "a", "gt": [[0, 10]], "segments": [[0, 8]], "scores": [0.9]},  # tIoU 0.8
+        {"id": 1, "label": "b", "gt": [[0, 10]], "segments": [[20, 30], [0, 10]], "scores": [0.85, 0.8]},
+        {"id": 2, "label": "c", "gt": [[0, 10]], "segments": np.zeros((0, 2)), "scores": []},
+    ]
+    out = fm.pooled_average_precision(eps)
+    # ranking TP (0.9), FP (0.85), TP (0.8) over 3 ground truths: P = [1, 1/2, 2/3], R = [1/3, 1/3, 2/3]
+    # -> 1/3 * 1 + 1/3 * 2/3 = 5/9 (the per-class mean is (1 + 1/2 + 0) / 3 = 1/2)
+    assert out["AP@0.5"] == pytest.approx(100 * 5 / 9)
+    assert fm.mean_average_precision(eps)["mAP@0.5"] == pytest.approx(100 * 1 / 2)
+    # from 0.85 on, episode 0's detection misses: FP, FP, TP -> P = 1/3 at R = 1/3 -> 1/9
+    assert out["AP@0.85"] == pytest.approx(100 / 9)
+    assert out["AP@avg"] == pytest.approx(100 * (7 * 5 / 9 + 3 * 1 / 9) / 10)

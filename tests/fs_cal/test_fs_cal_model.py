@@ -28,10 +28,39 @@ def inputs():
     return xq, qm, xs
 
 
-@pytest.mark.parametrize("over", ["keys", "queries"])
-def test_stage1_query_to_support_formula(inputs, over):
+MODES = [("rows", "columns"), ("rows", "none"), ("rows", "count"), ("keys", "columns")]
+
+
+def _np_weights(lam, over, norm, row_mask=None, col_mask=None):
+    """numpy reference of attention_weights for one [R, C] matrix (masks: [R] / [C] bool)."""
+    rm = np.ones(lam.shape[0], bool) if row_mask is None else row_mask
+    cm = np.ones(lam.shape[1], bool) if col_mask is None else col_mask
+    if over == "keys":
+        a = _np_softmax(np.where(rm[:, None], lam, -1e30), 0) * rm[:, None]
+        return a
+    a = _np_softmax(np.where(cm[None], lam, -1e30), 1) * cm[None] * rm[:, None]  # row-wise softmax
+    if norm == "columns":
+        return a / np.maximum(a.sum(0, keepdims=True), 1e-6)
+    if norm == "count":
+        return a * cm.sum() / rm.sum()
+    return a
+
+
+def test_row_softmax_normalisations():
+    lam = np.random.default_rng(4).normal(size=(7, 3)).astype(np.float32)
+    lit = np.asarray(fs.attention_weights(jnp.asarray(lam), "rows", "none"))
+    np.testing.assert_allclose(lit.sum(1), 1.0, rtol=1e-5)  # the paper's row-wise softmax
+    col = np.asarray(fs.attention_weights(jnp.asarray(lam), "rows", "columns"))
+    np.testing.assert_allclose(col.sum(0), 1.0, rtol=1e-5)  # each output a convex combination
+    np.testing.assert_allclose(col, lit / lit.sum(0), rtol=1e-5)  # same row-wise weights, rescaled columns
+    keys = np.asarray(fs.attention_weights(jnp.asarray(lam), "keys", "columns"))
+    np.testing.assert_allclose(keys, _np_softmax(lam, 0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("over,norm", MODES)
+def test_stage1_query_to_support_formula(inputs, over, norm):
     xq, qm, xs = inputs
-    mod = fs.QueryToSupportContext(over)
+    mod = fs.QueryToSupportContext(over, norm)
     p = mod.init(jax.random.PRNGKey(1), xq, qm, xs)
     out = np.asarray(mod.apply(p, xq, qm, xs))
     assert out.shape == (B, S, M, H)
@@ -40,39 +69,59 @@ def test_stage1_query_to_support_formula(inputs, over):
         q = xq[b][qm[b]]  # only valid proposals take part
         for l in range(S):
             lam = q @ w @ xs[b, l].T / math.sqrt(H)  # formula 1, [N, M]
-            a = _np_softmax(lam, 0 if over == "keys" else 1)
-            np.testing.assert_allclose(out[b, l], a.T @ q + xs[b, l], rtol=1e-4, atol=1e-5)  # formula 2
+            a = _np_weights(lam, over, norm)
+            np.testing.assert_allclose(out[b, l], a.T @ q + xs[b, l], rtol=1e-4, atol=1e-4)  # formula 2
 
 
-@pytest.mark.parametrize("over", ["keys", "queries"])
-def test_stage2_dynamics_formula(inputs, over):
+def _np_coarse(xs_l, kern, bias, k):
+    """One support [M, H] -> its kernel-k stride-k summary [ceil(M/k), H] (last segment repeated)."""
+    m = xs_l.shape[0]
+    n = -(-m // k)
+    x = np.concatenate([xs_l, np.repeat(xs_l[-1:], n * k - m, 0)])
+    return np.stack([sum(x[i * k + j] @ kern[j] for j in range(k)) + bias for i in range(n)])
+
+
+@pytest.mark.parametrize("over,norm", MODES)
+def test_stage2_dynamics_coarse_individual_to_all(inputs, over, norm):
     _, _, xs = inputs
-    mod = fs.DynamicsCrossAttention(H, (1, 3), over)
+    ks = (1, 3)  # M = 4: 4 + 2 coarse segments per support
+    mod = fs.DynamicsCrossAttention(H, ks, "strided", "all", over, norm)
     p = mod.init(jax.random.PRNGKey(2), xs)
     out = np.asarray(mod.apply(p, xs))
     assert out.shape == (B, S, M, H)
     xp = np.asarray(mod.apply(p, xs, method=fs.DynamicsCrossAttention.granularities))
-    assert xp.shape == (B, S, 2 * M, H)
-    k1 = p["params"]["conv_k1"]
-    np.testing.assert_allclose(xp[:, :, :M], xs @ np.asarray(k1["kernel"])[0] + np.asarray(k1["bias"]),
-                               rtol=1e-4, atol=1e-5)  # kernel 1: per-segment linear map (formula 3)
-    k3 = p["params"]["conv_k3"]
-    kern = np.asarray(k3["kernel"])  # [3, H, H]; zero-padded 'same' convolution along segments
-    pad = np.pad(xs, ((0, 0), (0, 0), (1, 1), (0, 0)))
-    conv3 = sum(pad[:, :, i:i + M] @ kern[i] for i in range(3)) + np.asarray(k3["bias"])
-    np.testing.assert_allclose(xp[:, :, M:], conv3, rtol=1e-4, atol=1e-5)
+    assert xp.shape == (B, S, M + 2, H)  # coarser: kernel 3 with stride 3 gives ceil(4 / 3) = 2 summaries
+    ref = np.stack([np.stack([np.concatenate([_np_coarse(xs[b, l], np.asarray(p["params"][f"conv_k{k}"]["kernel"]),
+                                                         np.asarray(p["params"][f"conv_k{k}"]["bias"]), k)
+                                              for k in ks]) for l in range(S)]) for b in range(B)])
+    np.testing.assert_allclose(xp, ref, rtol=1e-4, atol=1e-5)  # formula 3
     w = np.asarray(p["params"]["bilinear"]["W"])
     for b in range(B):
+        allp = xp[b].reshape(-1, H)  # the summaries of all supports (individual-to-all)
         for l in range(S):
-            lam = xp[b, l] @ w @ xs[b, l].T / math.sqrt(H)  # formula 4, [K*M, M]
-            a = _np_softmax(lam, 0 if over == "keys" else 1)
-            np.testing.assert_allclose(out[b, l], a.T @ xp[b, l] + xs[b, l], rtol=1e-4, atol=1e-5)  # formula 5
+            lam = allp @ w @ xs[b, l].T / math.sqrt(H)  # formula 4, [S*P, M]
+            a = _np_weights(lam, over, norm)
+            np.testing.assert_allclose(out[b, l], a.T @ allp + xs[b, l], rtol=1e-4, atol=1e-4)  # formula 5
+    own = fs.DynamicsCrossAttention(H, ks, "strided", "own", over, norm)
+    o = np.asarray(own.apply(p, xs))
+    lam = xp[0, 0] @ w @ xs[0, 0].T / math.sqrt(H)
+    np.testing.assert_allclose(o[0, 0], _np_weights(lam, over, norm).T @ xp[0, 0] + xs[0, 0], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("over", ["keys", "queries"])
-def test_stage3_support_to_query_formula_and_order_invariance(inputs, over):
+def test_stage2_pooled_summary(inputs):
+    _, _, xs = inputs
+    mod = fs.DynamicsCrossAttention(H, (2,), "pooled")
+    p = mod.init(jax.random.PRNGKey(2), xs)
+    xp = np.asarray(mod.apply(p, xs, method=fs.DynamicsCrossAttention.granularities))
+    d = p["params"]["pool_k2"]
+    pooled = xs.reshape(B, S, 2, 2, H).mean(3)
+    np.testing.assert_allclose(xp, pooled @ np.asarray(d["kernel"]) + np.asarray(d["bias"]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("over,norm", MODES)
+def test_stage3_support_to_query_formula_and_order_invariance(inputs, over, norm):
     xq, qm, ys = inputs
-    mod = fs.SupportToQueryContext(over)
+    mod = fs.SupportToQueryContext(over, norm)
     p = mod.init(jax.random.PRNGKey(3), xq, qm, ys)
     out = np.asarray(mod.apply(p, xq, qm, ys))
     assert out.shape == (B, N, H)
@@ -80,17 +129,33 @@ def test_stage3_support_to_query_formula_and_order_invariance(inputs, over):
     for b in range(B):
         y = ys[b].reshape(S * M, H)  # all supports at once
         lam = y @ w @ xq[b].T / math.sqrt(H)  # [S*M, N]
-        if over == "keys":
-            a = _np_softmax(lam, 0)
-        else:
-            a = _np_softmax(np.where(qm[b][None], lam, -1e30), 1) * qm[b][None]
-        np.testing.assert_allclose(out[b], a.T @ y + xq[b], rtol=1e-4, atol=1e-5)  # formula 6
+        a = _np_weights(lam, over, norm, col_mask=qm[b])
+        valid = qm[b]
+        np.testing.assert_allclose(out[b][valid], (a.T @ y + xq[b])[valid], rtol=1e-4, atol=1e-4)  # formula 6
     perm = np.array([2, 0, 1])
     np.testing.assert_allclose(np.asarray(mod.apply(p, xq, qm, ys[:, perm])), out, rtol=1e-5, atol=1e-5)
 
 
+def test_stages_one_and_two_feed_stage_three():
+    """The proposal scores depend on stage 1's and stage 2's parameters (they reach the classifier only
+    through stage 3's input): with their output replaced by their input, changing them would change nothing."""
+    cfg = fs.FSCALConfig(hidden_dim=8, anchor_scales=(2, 4), dynamics_kernels=(1, 2), num_pseudo_classes=3)
+    model = fs.FSCAL(cfg)
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=(2, 10, 5)).astype(np.float32)
+    qm = np.ones((2, 10), bool)
+    s = rng.normal(size=(2, 3, 4, 5)).astype(np.float32)
+    params = model.init(jax.random.PRNGKey(0), q, qm, s)["params"]
+    apply = jax.jit(lambda p: model.apply({"params": p}, q, qm, s)["logits"])
+    base = np.asarray(apply(params))
+    for stage in ("stage1_q2s", "stage2_dynamics"):
+        changed = {**params, stage: jax.tree_util.tree_map(lambda x: 3.0 * x + 0.5, params[stage])}
+        diff = np.abs(np.asarray(apply(changed)) - base).max()
+        assert diff > 1e-3, (stage, diff)
+
+
 def test_full_model_shapes_support_order_invariance_and_relation_module():
-    cfg = fs.FSCALConfig(hidden_dim=8, anchor_scales=(2, 4), dynamics_kernels=(1, 3), num_pseudo_classes=3)
+    cfg = fs.FSCALConfig(hidden_dim=8, anchor_scales=(2, 4), dynamics_kernels=(1, 2), num_pseudo_classes=3)
     model = fs.FSCAL(cfg)
     rng = np.random.default_rng(0)
     t, d = 12, 5
@@ -115,6 +180,29 @@ def test_full_model_shapes_support_order_invariance_and_relation_module():
     assert np.abs(np.asarray(other["logits"]) - np.asarray(out["logits"])).max() > 1e-3
 
 
+def test_padding_to_a_longer_bucket_changes_nothing():
+    """A query of 7 snippets padded to 8 or to 16 (two buckets): the same scores and boxes for its
+    valid proposals (padding is masked in pooling and in every stage)."""
+    cfg = fs.FSCALConfig(hidden_dim=8, anchor_scales=(2, 4), dynamics_kernels=(1, 2), num_pseudo_classes=3)
+    model = fs.FSCAL(cfg)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(1, 7, 5)).astype(np.float32)
+    s = rng.normal(size=(1, 2, 4, 5)).astype(np.float32)
+    outs = []
+    for t in (8, 16):
+        q = np.zeros((1, t, 5), np.float32)
+        q[:, :7] = x
+        qm = np.zeros((1, t), bool)
+        qm[:, :7] = True
+        if not outs:
+            p = model.init(jax.random.PRNGKey(0), q, qm, s)
+        o = model.apply(p, q, qm, s)
+        n = 7 * 2  # anchors are ordered (t, scale): the first 14 are centred on the valid snippets
+        outs.append((np.asarray(o["logits"])[0, :n], np.asarray(o["boxes"])[0, :n]))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-5)
+
+
 def test_anchors_pooling_and_box_coding():
     a = fs.make_anchors(4, (2, 4))
     assert a.shape == (8, 2)
@@ -124,11 +212,18 @@ def test_anchors_pooling_and_box_coding():
                                rtol=1e-5, atol=1e-5)
     x = jnp.arange(12.0).reshape(1, 6, 2)
     np.testing.assert_allclose(fs.range_means(x, np.array([[1, 4], [2, 2]])), [[[4.0, 5.0], [0.0, 0.0]]])
+    m = jnp.asarray([[True, True, True, False, False, False]])
+    xm = x * m[..., None]
+    np.testing.assert_allclose(fs.range_means(xm, np.array([[1, 4]]), m), [[[3.0, 4.0]]])  # valid snippets 1, 2
 
 
 def test_bad_config_is_rejected():
     with pytest.raises(ValueError, match="softmax_over"):
-        fs.FSCALConfig(softmax_over="rows")
+        fs.FSCALConfig(softmax_over="queries")
+    with pytest.raises(ValueError, match="row_norm"):
+        fs.FSCALConfig(row_norm="rows")
+    with pytest.raises(ValueError, match="dynamics_keys"):
+        fs.FSCALConfig(dynamics_keys="some")
 
 
 def test_task_targets_loss_and_resumable_stream():
