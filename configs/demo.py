@@ -20,8 +20,8 @@ frames of the video (and its prompts are conditioned on them), so a frame can co
 others' colours.
 
 Run twice: ``config.compare`` trains each label in ``workdir/<label>`` ("tc_clip": this config as it is,
-"vifi_clip": ``model.variant='vifi_clip'``). With ``--config.compare={}`` only TC-CLIP is trained, in the
-workdir itself. Horizontal flips, colour jitter and grayscale are off (they would change colours).
+"vifi_clip": ``model.variant='vifi_clip'``); ``train.train_and_evaluate`` (notebooks) trains this config
+alone, TC-CLIP. Horizontal flips, colour jitter and grayscale are off (they would change colours).
 """
 import ml_collections
 

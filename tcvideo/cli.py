@@ -13,6 +13,7 @@ are always in WORKDIR/log.txt).
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Optional, Sequence
 
@@ -25,10 +26,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     cmd, rest = argv[0], argv[1:]
+    from tcvideo.core.console import asked_verbose, normalize_argv
+    if not asked_verbose(rest):
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TF's C++ INFO lines, printed at import
     if cmd in ("train", "eval"):
         from absl import app
         from tcvideo import main as launcher
-        app.run(launcher.main, argv=launcher.normalize_argv([f"tcvideo {cmd}", f"--mode={cmd}", *rest]))
+        app.run(launcher.main, argv=normalize_argv([f"tcvideo {cmd}", f"--mode={cmd}", *rest]))
         return 0
     if cmd == "convert":
         from tcvideo import convert as convert_cli

@@ -13,12 +13,10 @@ import os
 import sys
 
 
-def _asked_verbose(argv) -> bool:
-    return any(a == "-v" or a.startswith(("-v=", "--verbosity", "-v1", "-v0")) for a in argv)
-
+from tcvideo.core.console import asked_verbose  # noqa: E402 - light: no jax / TF import
 
 # TF's C++ INFO lines are printed at import, before flags are parsed: decide from argv.
-if not _asked_verbose(sys.argv):
+if not asked_verbose(sys.argv):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from absl import app, flags  # noqa: E402
@@ -46,11 +44,6 @@ def _consume_run_flags() -> tuple[bool, str]:
     FLAGS["config"].present = 0
     FLAGS["checkpoint"].unparse()
     return explicit, checkpoint
-
-
-def normalize_argv(argv: list[str]) -> list[str]:
-    """A bare ``-v`` means absl's ``--verbosity=0`` (library INFO logs on screen); ``-v N`` stays as absl reads it."""
-    return ["--verbosity=0" if a == "-v" else a for a in argv]
 
 
 def main(argv) -> None:
@@ -86,6 +79,7 @@ def main(argv) -> None:
 
 
 def run() -> None:
+    from tcvideo.core.console import normalize_argv
     app.run(main, argv=normalize_argv(sys.argv))
 
 

@@ -77,7 +77,8 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 16
     else:  # temporal class: appearance is random so only the motion identifies it
         color = np.array(list(COLORS.values())[rng.integers(len(COLORS))], np.float32)
         shape = SHAPES[rng.integers(len(SHAPES))]
-    r = s * rng.uniform(0.12, 0.18)
+    # consistency classes: a larger shape, so that its colour fills whole patches of a small image
+    r = s * (rng.uniform(0.22, 0.3) if class_name in CONSISTENCY_CLASSES else rng.uniform(0.12, 0.18))
     cy = height * rng.uniform(0.35, 0.65) + 0 * t
     cx = width * rng.uniform(0.35, 0.65) + 0 * t
     alpha = np.ones_like(t)

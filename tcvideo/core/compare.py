@@ -72,6 +72,9 @@ def train_and_compare(config: ml_collections.ConfigDict, workdir: str) -> dict:
         t = time.time()
         outs[label] = train.train_and_evaluate(c, os.path.join(workdir, label), summary=False)
         seconds[label] = time.time() - t
+        if "preempted_at" in outs[label]:  # SIGTERM: the same command resumes this run, then the next
+            console.say(f"stopped at step {outs[label]['preempted_at']} of {label}; rerun the command to resume")
+            return outs
     console.attach_workdir(workdir)
     if not console.is_main_process():
         return outs

@@ -28,6 +28,16 @@ CURVES_FILE = "curves.png"
 _state = {"verbosity": -1, "buffer": None, "file": None, "screen_level": logging.WARNING}
 
 
+def asked_verbose(argv: Sequence[str]) -> bool:
+    """Whether a command line asks for library logs (absl's ``-v`` / ``--verbosity``), before flags are parsed."""
+    return any(a == "-v" or a.startswith(("-v=", "--verbosity", "-v0", "-v1", "-v2")) for a in argv)
+
+
+def normalize_argv(argv: Sequence[str]) -> list[str]:
+    """A bare ``-v`` means absl's ``--verbosity=0`` (INFO); ``-v N`` / ``--verbosity=N`` stay as absl reads them."""
+    return ["--verbosity=0" if a == "-v" else a for a in argv]
+
+
 def verbose() -> bool:
     return _state["verbosity"] >= 0
 
@@ -91,7 +101,9 @@ def configure(verbosity: int = -1) -> None:
         h.setLevel(level)
         inner = getattr(h, "_tcvideo_inner", None)
         if inner is None:
-            inner = h.formatter if not isinstance(h.formatter, _OneLine) else h.formatter.inner
+            # absl's handler keeps its formatter on the handler it delegates to
+            fmt = getattr(h, "_current_handler", h).formatter
+            inner = fmt.inner if isinstance(fmt, _OneLine) else fmt
             h._tcvideo_inner = inner
         h.setFormatter(inner if verbose() else _OneLine(inner))
     for name in ("absl", "orbax", "jax", "tensorflow", "tensorstore", "asyncio", "etils", "clu"):

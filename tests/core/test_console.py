@@ -144,5 +144,6 @@ def test_curves_png_opens_with_pil(tmp_path):
 
 
 def test_bare_v_is_absl_verbosity_zero():
-    from tcvideo import main as launcher
-    assert launcher.normalize_argv(["prog", "-v", "--workdir=x"]) == ["prog", "--verbosity=0", "--workdir=x"]
+    assert console.normalize_argv(["prog", "-v", "--workdir=x"]) == ["prog", "--verbosity=0", "--workdir=x"]
+    assert console.asked_verbose(["prog", "-v"])
+    assert not console.asked_verbose(["prog", "--workdir=x"])
