@@ -44,14 +44,14 @@ def get_config() -> ml_collections.ConfigDict:
     c.data.mixup_prob = 0.0
     c.data.label_smoothing = 0.0
     c.data.synthetic.classes = ("steady colour", "colour change")
-    c.data.synthetic.videos_per_class = 64
+    c.data.synthetic.videos_per_class = 256
     c.data.synthetic.test_videos_per_class = 32
     c.data.synthetic.num_frames = 16
     c.data.synthetic.resolution = (36, 36)
     c.batch_size = 16
     c.per_device_batch_size = 4
     c.grad_accum_steps = 1
-    c.epochs = 30  # 8 steps per epoch: 240 steps
+    c.epochs = 10  # 512 videos, 32 steps per epoch: 320 steps
     c.warmup_epochs = 2
     c.lr = 1e-3
     c.min_lr = 1e-5
@@ -59,7 +59,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.weight_decay = 0.001
     c.grad_clip = 1.0
     c.log_every = 20
-    c.checkpoint_every = 120
+    c.checkpoint_every = 160
     c.eval_every = 80
     c.eval.batch_size = 16
     c.eval.num_clips = 1

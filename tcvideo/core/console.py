@@ -286,12 +286,32 @@ def progress(items: Iterable, desc: str, total: Optional[int] = None, unit: str 
 
 # ----------------------------------------------------------------------------- parameters
 
+def _leaves(tree, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """(path 'a/b/c', leaf) of a nested mapping of arrays."""
+    if hasattr(tree, "items"):
+        for k, v in tree.items():
+            yield from _leaves(v, f"{prefix}/{k}" if prefix else str(k))
+    else:
+        yield prefix, tree
+
+
+def _size(x) -> int:
+    return int(math.prod(getattr(x, "shape", ())))
+
+
 def parameter_counts(params: Mapping) -> dict[str, int]:
     """{top-level group: number of values} of a params tree."""
-    import jax
-    import numpy as np
-    return {str(k): int(sum(int(np.prod(np.shape(x))) for x in jax.tree_util.tree_leaves(v)))
-            for k, v in params.items()}
+    return {str(k): sum(_size(x) for _, x in _leaves(v)) for k, v in params.items()}
+
+
+def parameter_table(params: Mapping) -> str:
+    """One row per parameter: path, shape, dtype, size; and the total."""
+    rows = [(p, str(tuple(getattr(x, "shape", ()))), str(getattr(x, "dtype", "")), _size(x)) for p, x in _leaves(params)]
+    w = max([len("name")] + [len(r[0]) for r in rows])
+    lines = [f"{'name':<{w}}  {'shape':<20} {'dtype':<9} {'size':>12}"]
+    lines += [f"{p:<{w}}  {sh:<20} {dt:<9} {n:>12,}" for p, sh, dt, n in rows]
+    lines.append(f"{'total':<{w}}  {'':<20} {'':<9} {sum(r[3] for r in rows):>12,}")
+    return "\n".join(lines)
 
 
 def _human(n: int) -> str:
@@ -307,10 +327,9 @@ def parameter_summary(params: Mapping, workdir: Optional[str]) -> str:
     total = sum(counts.values())
     where = ""
     if workdir:
-        from clu import parameter_overview
         path = os.path.join(workdir, PARAMS_FILE)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(parameter_overview.get_parameter_overview(params) + "\n")
+            f.write(parameter_table(params) + "\n")
         where = f"  (table: {path})"
     groups = ", ".join(f"{k} {_human(v)}" for k, v in counts.items())
     return f"parameters: {_human(total)} ({total:,}): {groups}{where}"
@@ -365,16 +384,17 @@ def plot_curves(runs: Mapping[str, str], out_path: str, final: Optional[Mapping[
 # ----------------------------------------------------------------------------- summary
 
 def workdir_summary(workdir: str, runs: Sequence[str] = (".",)) -> list[str]:
-    """Lines naming where a run's outputs are, and the TensorBoard command."""
+    """Lines naming where a run's outputs are (or those of each run of a comparison), and the TensorBoard command."""
     lines = [f"workdir:      {workdir}"]
-    for r in runs:
-        d = os.path.normpath(os.path.join(workdir, r))
-        prefix = "" if r == "." else f"{r}/"
-        lines.append(f"checkpoints:  {os.path.join(d, 'checkpoints')}  (best by evaluation: {os.path.join(d, 'best')})"
-                     if r == "." else f"{prefix:<14}checkpoints/, best/, eval_results.json, {LOG_FILE}")
     if list(runs) == ["."]:
+        lines.append(f"checkpoints:  {os.path.join(workdir, 'checkpoints')}  (best by evaluation: "
+                     f"{os.path.join(workdir, 'best')})")
         lines.append(f"results:      {os.path.join(workdir, 'eval_results.json')}")
         lines.append(f"log:          {os.path.join(workdir, LOG_FILE)}   parameters: {PARAMS_FILE}")
+    else:
+        for r in runs:
+            lines.append(f"{r + '/':<14}checkpoints/, best/, eval_results.json, {LOG_FILE}, {PARAMS_FILE}, {CURVES_FILE}")
+        lines.append(f"results:      {os.path.join(workdir, 'eval_results.json')}  (all runs)")
     curves = os.path.join(workdir, CURVES_FILE)
     if os.path.exists(curves):
         lines.append(f"curves:       {curves}")

@@ -125,8 +125,9 @@ def test_parameter_summary_counts_groups_and_writes_the_table(tmp_path):
     line = console.parameter_summary(params, str(tmp_path))
     assert "(30)" in line
     assert "visual 9" in line
-    table = open(tmp_path / console.PARAMS_FILE).read()
-    assert "visual/w" in table
+    table = open(tmp_path / console.PARAMS_FILE).read().splitlines()
+    assert any(l.startswith("visual/w ") and "(2, 3)" in l for l in table), table
+    assert table[-1].split()[-1] == "30"
 
 
 def test_curves_png_opens_with_pil(tmp_path):

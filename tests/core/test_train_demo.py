@@ -69,7 +69,7 @@ def test_demo_compiles_each_step_once_and_measures_input_wait(demo):
         assert r["eval_step_compilations"] == 1, label
     log = [json.loads(line) for line in open(os.path.join(demo["wd"], "tc_clip", "train_log.jsonl"))]
     rates = [r for r in log if "input_bound_fraction" in r]
-    assert len(rates) == 12  # one per log line (every 20 of 240 steps)
+    assert len(rates) == 16  # one per log line (every 20 of 320 steps)
     # Device-idle time while waiting for input is a part of the host's input wait.
     assert all(0.0 <= r["input_bound_fraction"] <= r["input_wait_fraction"] for r in rates), rates
 
