@@ -49,7 +49,8 @@ def _consume_run_flags() -> tuple[bool, str]:
 def main(argv) -> None:
     del argv
     from tcvideo.core import console
-    console.configure(FLAGS.verbosity)
+    # absl turns an absent --verbosity into 0 (INFO) once flags are parsed: only a given one counts
+    console.configure(FLAGS.verbosity if FLAGS["verbosity"].present else -1)
     explicit_config, checkpoint = _consume_run_flags()
     config = FLAGS.config
     mode = config.get("mode", FLAGS.mode) if FLAGS.mode == "train" else FLAGS.mode

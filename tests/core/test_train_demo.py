@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -22,7 +23,10 @@ def _run(cmd, timeout=900):
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     wd = str(tmp_path_factory.mktemp("demo"))
+    t = time.time()
     p = _run([sys.executable, "-m", "tcvideo.main", f"--workdir={wd}"])
+    with open(os.path.join(os.path.dirname(wd), "demo_stdout.txt"), "w") as f:  # kept for reading, outside wd
+        f.write(p.stdout + f"\n[wall time {time.time() - t:.0f} s]\n--- stderr\n" + p.stderr)
     with open(os.path.join(wd, "eval_results.json")) as f:
         results = json.load(f)
     return {"wd": wd, "proc": p, "out": p.stdout.splitlines(), "results": results}
@@ -56,10 +60,11 @@ def test_tc_clip_learns_the_classes_and_the_frame_mean_baseline_cannot(demo):
     vifi = demo["results"]["vifi_clip"]["fine_tuned"]["results"]["synthetic"]
     assert tc["count"] == 64
     assert vifi["count"] == 64
-    # 2 classes, chance 50% (binomial std over 64 videos ~6%). Measured: TC-CLIP 96.9, ViFi-CLIP 50.0.
+    # 2 classes, chance 50% (binomial std over 64 videos ~6%). Measured: TC-CLIP 100.0 (twice).
     assert tc["top1"] >= 90.0, tc
-    # A sum of per-frame scores gets at most one of steady-a / steady-b / change-(a, b) wrong: <= ~75%.
-    assert vifi["top1"] <= 75.0, vifi
+    # A sum of per-frame scores gets at least one of steady-a / steady-b / change-(a, b) wrong: <= ~75% over
+    # the population; 85 = that bound plus ~2 binomial std over 64 videos. Measured 50.0 and 68.75.
+    assert vifi["top1"] <= 85.0, vifi
 
 
 def test_demo_compiles_each_step_once_and_measures_input_wait(demo):
