@@ -421,7 +421,7 @@ def describe_run(setup, training: bool = True) -> list[str]:
     data = c.get("data")
     data_name = data.get("name", "?") if data is not None and hasattr(data, "get") else "?"
     lines = [f"{c.name}: task {c.task}; model {_model_desc(c)}; {devices} {kind} device(s), "
-             f"{jax.process_count()} process(es)"]
+             f"process {jax.process_index()} of {jax.process_count()}"]
     if training:
         lines.append(f"data: {data_name}, {setup.task.num_train_examples} training examples; {setup.total_steps} steps "
                      f"({setup.steps_per_epoch}/epoch), batch {c.batch_size} in {setup.accum} micro-batch(es), "
