@@ -15,9 +15,9 @@ which class scores highest. So its prediction is the argmax over classes of a su
 of a steady-b one (the same shape, place, background), so its scores are the mean of theirs: if both steady
 videos score higher for "steady colour", so does the change video. For every (shape, place, background) at
 least one of steady-a, steady-b, change-(a, b) is wrong: the baseline cannot pass about 75% (it is an XOR of
-frames), and in practice stays near chance. TC-CLIP's frames attend to context tokens gathered from all
-frames of the video (and its prompts are conditioned on them), so a frame can compare its colour to the
-others' colours.
+frames). TC-CLIP's frames attend to context tokens gathered from all frames of the video (and its prompts
+are conditioned on them), so a frame can compare its colour to the others' colours. Measured (1 CPU device,
+two runs): TC-CLIP 100% and 100%, ViFi-CLIP 50% and 68.75% top-1 on 64 held-out videos (tcvideo's numbers).
 
 Run twice: ``config.compare`` trains each label in ``workdir/<label>`` ("tc_clip": this config as it is,
 "vifi_clip": ``model.variant='vifi_clip'``); ``train.train_and_evaluate`` (notebooks) trains this config
