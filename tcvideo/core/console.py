@@ -79,8 +79,12 @@ class _OneLine(logging.Formatter):
 
 
 def _screen_handlers() -> list[logging.Handler]:
+    """Root handlers that write to the terminal: absl's and plain ``logging.StreamHandler`` s. Subclasses
+    (file handlers, pytest's caplog handler) are left as they are."""
     root = logging.getLogger()
-    return [h for h in root.handlers if not isinstance(h, (logging.FileHandler, logging.handlers.MemoryHandler))]
+    from absl import logging as absl_logging
+    absl_handler = absl_logging.get_absl_handler()
+    return [h for h in root.handlers if h is absl_handler or type(h) is logging.StreamHandler]
 
 
 def configure(verbosity: int = -1) -> None:
@@ -147,12 +151,18 @@ def log_file() -> Optional[str]:
 
 
 def report_exception(exc: BaseException, what: str = "error") -> None:
-    """One line on stderr naming the exception; the traceback goes to the log file (to the screen with -v)."""
-    logging.getLogger("tcvideo").error("%s: %s", what, exc, exc_info=(type(exc), exc, exc.__traceback__))
+    """One line on stderr naming the exception; its traceback goes to the log file only (to the screen
+    as well with -v)."""
+    import traceback
+    rec = logging.LogRecord("tcvideo", logging.ERROR, __file__, 0, "%s: %s", (what, exc),
+                            (type(exc), exc, exc.__traceback__))
     for h in logging.getLogger().handlers:
-        h.flush()
+        if isinstance(h, (logging.FileHandler, logging.handlers.MemoryHandler)):
+            h.handle(rec)
+            h.flush()
     if verbose():
-        return  # the screen handler printed the traceback
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        return
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     where = f"; traceback in {_state['file']}" if _state["file"] else ""
     print(f"{what}: {type(exc).__name__}: {msg}{where} (-v shows it)", file=sys.stderr, flush=True)

@@ -4,6 +4,7 @@ import io
 import json
 import logging
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -13,12 +14,12 @@ from tcvideo.core import console
 
 @pytest.fixture
 def screen(tmp_path):
-    """A screen handler on the root logger; console state and handlers restored afterwards."""
+    """A terminal handler on the root logger, read back; console state and handlers restored afterwards."""
     root = logging.getLogger()
     before, level = list(root.handlers), root.level
     saved = dict(console._state)
     stream = io.StringIO()
-    h = logging.StreamHandler(stream)
+    h = logging.StreamHandler(stream)  # a plain stream handler: what console.configure treats as the terminal
     h.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(h)
     yield stream
@@ -112,6 +113,7 @@ def test_report_exception_one_line_and_traceback_in_file(screen, tmp_path, capsy
         raise OSError(28, "No space left on device")
     except OSError as e:
         console.report_exception(e)
+    assert screen.getvalue() == ""  # not logged to the terminal as well
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1, err
     assert err[0].startswith("error: OSError:")
@@ -142,6 +144,14 @@ def test_curves_png_opens_with_pil(tmp_path):
     out = console.plot_curves({"run": str(log)}, str(tmp_path / "curves.png"), final={"run": (100, 90.0)})
     with Image.open(out) as im:
         assert im.size == (1000, 360)
+
+
+def test_capture_handlers_are_left_alone(screen, caplog):
+    """A handler that is not the terminal (pytest's caplog here) keeps its level."""
+    caplog.set_level(logging.INFO)
+    console.configure(-1)
+    logging.getLogger("orbax.checkpoint.fake").info("kept by the capture handler")
+    assert "kept by the capture handler" in caplog.text
 
 
 def test_bare_v_is_absl_verbosity_zero():
