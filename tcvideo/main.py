@@ -1,5 +1,8 @@
 """Entry point: ``python -m tcvideo.main --config=configs/<file>.py --workdir=DIR [--config.field=value]``.
 
+``-v`` (absl's ``--verbosity=0``) shows the libraries' INFO logs and full tracebacks on screen; without it they
+go only to ``WORKDIR/log.txt``.
+
 Without ``--config`` it runs the built-in default, ``configs/demo.py``; except ``--mode=eval
 --checkpoint=TRAINING_WORKDIR``, which evaluates with that workdir's own resolved config (its config.json,
 plus any ``--config.field=value``). An explicit ``--config`` must then match the workdir's task and model family.
@@ -9,8 +12,15 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+
+from tcvideo.core.console import asked_verbose  # noqa: E402 - light: no jax / TF import
+
+# TF's C++ INFO lines are printed at import, before flags are parsed: decide from argv.
+if not asked_verbose(sys.argv):
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app, flags  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 REPO_CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
 DEFAULT_CONFIG = os.path.join(REPO_CONFIGS, "demo.py")
@@ -38,7 +48,9 @@ def _consume_run_flags() -> tuple[bool, str]:
 
 def main(argv) -> None:
     del argv
-    logging.set_verbosity(logging.INFO)
+    from tcvideo.core import console
+    # absl turns an absent --verbosity into 0 (INFO) once flags are parsed: only a given one counts
+    console.configure(FLAGS.verbosity if FLAGS["verbosity"].present else -1)
     explicit_config, checkpoint = _consume_run_flags()
     config = FLAGS.config
     mode = config.get("mode", FLAGS.mode) if FLAGS.mode == "train" else FLAGS.mode
@@ -49,18 +61,27 @@ def main(argv) -> None:
         config, overrides = None, config_flags.get_override_values(FLAGS["config"])
     name = config.get("name", "run") if config is not None else os.path.basename(os.path.normpath(checkpoint))
     workdir = FLAGS.workdir or os.path.join("/tmp", "tcvideo_" + name)
+    from tcvideo.core import compare
     try:
         if mode == "eval":
+            if config is not None and compare.wants_comparison(config):
+                config = compare.run_configs(config)[next(iter(config.compare))]
             train.evaluate_workdir(config, workdir, checkpoint=checkpoint, overrides=overrides)
+        elif compare.wants_comparison(config):
+            compare.train_and_compare(config, workdir)
         else:
             train.train_and_evaluate(config, workdir)
     except train.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Exception as e:  # noqa: BLE001 - one line on screen, the traceback in workdir/log.txt
+        console.report_exception(e)
+        sys.exit(1)
 
 
 def run() -> None:
-    app.run(main, argv=sys.argv)
+    from tcvideo.core.console import normalize_argv
+    app.run(main, argv=normalize_argv(sys.argv))
 
 
 if __name__ == "__main__":

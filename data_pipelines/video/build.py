@@ -87,6 +87,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()  # one bar per split: the build's own (video_folder._generate_local)
     folder, report = build(cfg, args.data_dir, beam=args.beam)
     for split, r in report["splits"].items():
         print(f"{split}: {r['num_examples']} examples, {r['num_skipped']} skipped of {r['listed']} listed")

@@ -20,7 +20,12 @@ TEMPORAL_CLASSES = ("moving left", "moving right", "moving up", "moving down",
                     "growing", "shrinking", "appearing", "disappearing")
 APPEARANCE_CLASSES = ("red circle", "blue square", "green triangle", "yellow circle",
                       "red square", "blue triangle")
-ALL_CLASSES = TEMPORAL_CLASSES + APPEARANCE_CLASSES
+# A shape that keeps one colour, or switches to another colour halfway through the clip. Colour, shape and
+# place are random per video, so every single frame has the same distribution in both classes: only
+# comparing frames tells them apart (the XOR argument in configs/demo.py).
+CONSISTENCY_CLASSES = ("steady colour", "colour change")
+ALL_CLASSES = TEMPORAL_CLASSES + APPEARANCE_CLASSES  # the default set (num_classes counts into it)
+KNOWN_CLASSES = ALL_CLASSES + CONSISTENCY_CLASSES  # every name an explicit class list may use
 
 COLORS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 235),
           "yellow": (235, 220, 40), "white": (235, 235, 235), "magenta": (220, 60, 220)}
@@ -31,9 +36,9 @@ _SPLIT_CODE = {"train": 0, "test": 1, "val": 2, "validation": 2}
 def class_list(num_classes: int | None = None, classes: Sequence[str] | None = None) -> list[str]:
     """The class names used: an explicit list, or the first `num_classes` of ALL_CLASSES."""
     if classes:
-        unknown = [c for c in classes if c not in ALL_CLASSES]
+        unknown = [c for c in classes if c not in KNOWN_CLASSES]
         if unknown:
-            raise ValueError(f"unknown synthetic classes {unknown}; known: {ALL_CLASSES}")
+            raise ValueError(f"unknown synthetic classes {unknown}; known: {KNOWN_CLASSES}")
         return list(classes)
     n = len(ALL_CLASSES) if not num_classes else num_classes
     if not 1 <= n <= len(ALL_CLASSES):
@@ -62,10 +67,18 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 16
     words = class_name.split()
     if words[0] in COLORS and words[1] in SHAPES:  # appearance class: static with jitter
         color, shape = np.array(COLORS[words[0]], np.float32), words[1]
+    elif class_name in CONSISTENCY_CLASSES:  # [T, 1, 1, 3]: one colour, or a second one from frame T/2 on
+        names = list(COLORS)
+        first = int(rng.integers(len(names)))
+        second = first if class_name == "steady colour" else (first + 1 + int(rng.integers(len(names) - 1))) % len(names)
+        half = (np.arange(num_frames) >= num_frames // 2)[:, None, None, None]
+        color = np.where(half, np.array(COLORS[names[second]], np.float32), np.array(COLORS[names[first]], np.float32))
+        shape = SHAPES[rng.integers(len(SHAPES))]
     else:  # temporal class: appearance is random so only the motion identifies it
         color = np.array(list(COLORS.values())[rng.integers(len(COLORS))], np.float32)
         shape = SHAPES[rng.integers(len(SHAPES))]
-    r = s * rng.uniform(0.12, 0.18)
+    # consistency classes: a larger shape, so that its colour fills whole patches of a small image
+    r = s * (rng.uniform(0.22, 0.3) if class_name in CONSISTENCY_CLASSES else rng.uniform(0.12, 0.18))
     cy = height * rng.uniform(0.35, 0.65) + 0 * t
     cx = width * rng.uniform(0.35, 0.65) + 0 * t
     alpha = np.ones_like(t)
@@ -84,7 +97,7 @@ def render_video(class_name: str, rng: np.random.Generator, num_frames: int = 16
         t0, t1 = rng.uniform(0.0, 0.3), rng.uniform(0.6, 1.0)
         ramp = np.clip((t - t0) / (t1 - t0), 0.0, 1.0)
         alpha = ramp if class_name == "appearing" else 1.0 - ramp
-    else:  # appearance classes: a little positional jitter so frames differ
+    else:  # appearance and consistency classes: a little positional jitter so frames differ
         cy = cy + rng.normal(0, 0.01 * height, size=t.shape).astype(np.float32)
         cx = cx + rng.normal(0, 0.01 * width, size=t.shape).astype(np.float32)
     mask = _shape_mask(shape, yy, xx, cy, cx, r).astype(np.float32) * alpha  # [T, H, W]
@@ -107,7 +120,7 @@ def _generate(classes: tuple[str, ...], split: str, videos_per_class: int, num_f
     for v in range(videos_per_class):
         for c, name in enumerate(classes):
             i = v * len(classes) + c
-            rng = np.random.default_rng([seed, code, ALL_CLASSES.index(name), v])
+            rng = np.random.default_rng([seed, code, KNOWN_CLASSES.index(name), v])
             videos[i] = render_video(name, rng, num_frames, height, width)
             labels[i] = c
     videos.setflags(write=False)

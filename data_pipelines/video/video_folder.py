@@ -179,20 +179,24 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
             index.append((key, ex["label"], int(ex["num_frames"])))
             return key, ex
 
-        if workers <= 1 or len(items) <= 1:
-            for item in items:
-                out = handle(process_video(item))
+        from tcvideo.core.console import Progress
+        bar = Progress(f"dataset build [{split}]", len(items), unit="videos")
+        try:
+            if workers <= 1 or len(items) <= 1:
+                results = map(process_video, items)
+            else:
+                if self._pool is None:
+                    # spawn: the parent holds TF threads, which fork would copy in an undefined state.
+                    # (Scripts calling a build therefore need an `if __name__ == "__main__":` guard.)
+                    self._pool = multiprocessing.get_context("spawn").Pool(workers)
+                results = self._pool.imap_unordered(process_video, items, chunksize=1)
+            for result in results:
+                out = handle(result)
+                bar.update(skipped=len(report["skipped"]))
                 if out:
                     yield out
-            return
-        if self._pool is None:
-            # spawn: the parent holds TF threads, which fork would copy in an undefined state.
-            # (Scripts calling a build therefore need an `if __name__ == "__main__":` guard.)
-            self._pool = multiprocessing.get_context("spawn").Pool(workers)
-        for result in self._pool.imap_unordered(process_video, items, chunksize=1):
-            out = handle(result)
-            if out:
-                yield out
+        finally:
+            bar.close()
 
     # -------------------------------------------------------------------- beam
     def _parts_dir(self, split: str) -> str:

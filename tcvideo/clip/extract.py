@@ -57,7 +57,8 @@ def sample_frames(frames: np.ndarray, src_fps: float, duration: float, fps: floa
 def extract(paths: Sequence[str], encoder, *, batch: int = 64, fps: float = 4.0):
     """Yield {'name', 'rgb' [T, D] float32, 'fps', 'duration'} per video (bad files: reported and skipped)."""
     from data_pipelines.video.video_io import VideoDecodeError, decode_video
-    for p in paths:
+    from tcvideo.core.console import progress
+    for p in progress(paths, "extract-features", unit="videos"):
         try:
             v = decode_video(p, short_side=None)
         except VideoDecodeError as e:
@@ -100,6 +101,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             n += 1
         print(f"wrote {n} of {len(paths)} videos' features to {args.out} ({args.fps:g} per second)")
         return 0 if n == len(paths) else 1
+    import tensorflow_datasets as tfds
+    tfds.disable_progress_bar()  # the one bar is extract()'s, per video
     out = write_tfds(args.out, examples, feature_dim=cfg.vision_width, split=args.split)
     print(f"wrote {len(paths)} videos' features to {out}")
     return 0

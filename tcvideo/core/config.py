@@ -113,6 +113,10 @@ def base_config() -> ml_collections.ConfigDict:
     c.eval_every = 0  # steps between evals during training; 0 = once per epoch
     c.async_checkpointing = True
 
+    # label -> overrides of this config: the main job trains and evaluates each in workdir/<label> and prints
+    # their results side by side (tcvideo/core/compare.py); empty = one run in workdir
+    c.compare = ml_collections.ConfigDict()
+
     c.eval = ml_collections.ConfigDict()
     c.eval.final = True  # evaluate at the end of training
     c.eval.batch_size = 8  # global

@@ -33,6 +33,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from tcvideo.core import config as core_config
+from tcvideo.core import console
 from tcvideo.core.checkpoints import _managers, _save, load_checkpoint_params, restore_state
 from tcvideo.core.config import ConfigError
 from tcvideo.core.optimizer import make_optimizer, param_labels
@@ -220,33 +221,40 @@ class _JsonLog:
 
 # ----------------------------------------------------------------------------- evaluation
 
-def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Optional[dict] = None) -> dict:
+def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Optional[dict] = None,
+                summary: bool = True) -> dict:
     """``task.final_evaluate`` of the params; writes workdir/eval_results.json and prints the tables."""
     config, task = setup.config, setup.task
-    out = task.final_evaluate(params, params_sharding, setup.mesh)
+    with console.Progress("final evaluation", unit=""):
+        out = task.final_evaluate(params, params_sharding, setup.mesh)
     if extra:
         out.update(extra)
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "eval_results.json"), "w") as f:
             json.dump(out, f, indent=2, default=float)
-        for k, v in out.items():
-            if isinstance(v, dict) and "results" in v:
-                print(f"== {config.name}: {k}\n" + task.format_results(v), flush=True)
+        if summary:
+            for k, v in out.items():
+                if isinstance(v, dict) and "results" in v:
+                    console.say(f"== {config.name}: {k}\n" + task.format_results(v))
     return out
 
 
 # ----------------------------------------------------------------------------- train
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-    """Train (resuming from workdir if it holds checkpoints), evaluate, return the eval results."""
-    from clu import metric_writers, parameter_overview
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary: bool = True) -> dict:
+    """Train (resuming from workdir if it holds checkpoints), evaluate, return the eval results.
+    ``summary``: print the results table and where the outputs are (False: the caller prints its own)."""
+    from clu import metric_writers
 
     setup = Setup(config, workdir)  # validation: raises ConfigError before any compute
     os.makedirs(workdir, exist_ok=True)
+    console.attach_workdir(workdir)
     is_main = jax.process_index() == 0
     if is_main:
         save_resolved_config(config, workdir)
     mesh = setup.mesh
+    for line in console.describe_run(setup):
+        console.say(line)
     logging.info("mesh %s, %d processes, accum %d, total steps %d (%d/epoch), warmup %d", mesh.shape,
                  jax.process_count(), setup.accum, setup.total_steps, setup.steps_per_epoch, setup.warmup_steps)
 
@@ -261,11 +269,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         with_sh = jax.tree_util.tree_map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, sh)
         state = restore_state(latest_mgr, with_sh)
         logging.info("resumed from step %d", int(state["step"]))
+        console.say(f"resumed from step {int(state['step'])} ({os.path.join(workdir, 'checkpoints')})")
     else:
         state = initial_state(init_np, sh, tx, config)
     del init_np
     if is_main:
-        parameter_overview.log_parameter_overview(state["params"])
+        console.say(console.parameter_summary(state["params"], workdir))
     writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
     jlog = _JsonLog(os.path.join(workdir, "train_log.jsonl") if is_main else None)
 
@@ -289,6 +298,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     last_saved = start
     t0, s0 = time.time(), start
     step = start
+    bar = console.Progress("training", setup.total_steps, unit="steps", start=start)
     try:
         wait = 0.0  # seconds the loop spent waiting for input since the last log line
         starved = 0.0  # the part of it during which the device had finished every dispatched step
@@ -337,6 +347,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                              step, setup.total_steps, scalars["train/loss"], sps,
                              100 * scalars["input_wait_fraction"], 100 * scalars["input_bound_fraction"], eta)
                 jlog.write({"step": step, **scalars})
+                bar.update(step, loss=scalars["train/loss"])
                 t0, s0, wait, starved = time.time(), step, 0.0, 0.0
             if eval_now:
                 te = time.time()
@@ -348,6 +359,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 best_mgr.save(step, args=__import__("orbax.checkpoint").checkpoint.args.StandardSave(
                     state["params"]), metrics={"primary": float(ev["primary"])})
                 logging.info("step %d: evaluation took %.1fs", step, time.time() - te)
+                bar.set_postfix(eval=ev["primary"])
                 # The next rate window measures training only.
                 t0, s0, wait, starved = time.time(), step, 0.0, 0.0
             if save_now:
@@ -362,6 +374,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
                 return {"preempted_at": step}
         latest_mgr.wait_until_finished()
     finally:
+        bar.close()
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
         latest_mgr.wait_until_finished()
@@ -380,11 +393,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
         latest_mgr.close()
         best_mgr.close()
         return extra
-    out = _final_eval(setup, state["params"], sh["params"], workdir, extra)
+    out = _final_eval(setup, state["params"], sh["params"], workdir, extra, summary=summary)
     writer.write_scalars(step, _flat_scalars("final", out["fine_tuned"]["results"]))
     writer.flush()
     latest_mgr.close()
     best_mgr.close()
+    if is_main:
+        console.finish_run(config.name, workdir, out, step, summary=summary)
     return out
 
 
@@ -432,6 +447,9 @@ def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, 
         config.init_checkpoint = checkpoint  # validated by Setup like any init_checkpoint
     setup = Setup(config, workdir)
     os.makedirs(workdir, exist_ok=True)
+    console.attach_workdir(workdir)
+    for line in console.describe_run(setup, training=False):
+        console.say(line)
     source_dir = checkpoint if checkpoint and is_training_workdir(checkpoint) else workdir
     try:
         params = load_checkpoint_params(source_dir)
@@ -442,6 +460,10 @@ def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, 
         params = setup.task.init_params()
         source = "init_checkpoint" if config.init_checkpoint else ("init_clip" if config.init_clip else "random_init")
     logging.info("evaluating params from %s (%s)", source, source_dir if source == "checkpoint" else "")
+    console.say(f"evaluating params from {source}" + (f" ({source_dir})" if source == "checkpoint" else ""))
     sh = state_shardings(_shape_tree(params), setup.mesh, config.fsdp)
     params = jax.tree_util.tree_map(replicated_value, params, sh)
-    return _final_eval(setup, params, sh, workdir, {"params_source": source})
+    out = _final_eval(setup, params, sh, workdir, {"params_source": source})
+    if jax.process_index() == 0:
+        console.say(f"results: {os.path.join(workdir, 'eval_results.json')}   log: {console.log_file()}")
+    return out

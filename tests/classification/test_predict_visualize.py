@@ -102,6 +102,8 @@ def test_workdir_checkpoint(files, model, tmp_path):
     from tcvideo.core import model_dir as store
     cfg = notebook.load_config("configs/demo.py")
     cfg.async_checkpointing = False
+    cfg.data.synthetic.classes = tuple(CLASSES)  # the random model's classes and frames, not the demo's
+    cfg.data.num_frames = notebook.DEMO_MODEL["num_frames"]
     params, _ = store.load_model(files["model"])
     train.save_resolved_config(cfg, str(tmp_path))
     latest, best = checkpoints._managers(str(tmp_path), cfg)

@@ -150,6 +150,31 @@ def test_synthetic_deterministic_and_temporal_pairs_are_reverses():
     assert ((red[:, 0] > 150) & (red[:, 1] < 100)).any()
 
 
+def test_synthetic_colour_classes_differ_only_across_frames():
+    """'steady colour' keeps the shape's colour; 'colour change' switches it at frame T/2; the colours
+    of single frames are spread alike in both classes (only comparing frames separates them)."""
+    videos, labels = synthetic.generate(list(synthetic.CONSISTENCY_CLASSES), "train", 24, 16, 36, 36, seed=0)
+
+    def colour(frame):  # the shape's colour: the mean of the brightest channel-max pixels
+        px = frame.reshape(-1, 3).astype(float)
+        return px[px.max(-1) >= np.percentile(px.max(-1), 95)].mean(0)
+
+    def jump(v):
+        return float(np.abs(colour(v[7]) - colour(v[8])).max())
+
+    def within(v):
+        return float(np.abs(colour(v[0]) - colour(v[7])).max())
+
+    steady, change = videos[labels == 0], videos[labels == 1]
+    assert max(jump(v) for v in steady) < 30
+    assert min(jump(v) for v in change) > 60
+    assert max(within(v) for v in change) < 30  # one colour per half
+    # first-frame colours: both classes draw from the same palette
+    nearest = lambda c: int(np.argmin([np.abs(c - np.array(p)).sum() for p in synthetic.COLORS.values()]))
+    assert len({nearest(colour(v[0])) for v in steady}) >= 4
+    assert len({nearest(colour(v[0])) for v in change}) >= 4
+
+
 def test_registry():
     assert "synthetic" in DATASETS or get_dataset("synthetic").class_names
     assert "video_folder" in DATASETS
