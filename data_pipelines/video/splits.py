@@ -54,9 +54,9 @@ def select_listed(paths: Sequence[str], list_path: str, num_classes: int, field:
     shared: set[str] = set()
     for i, p in enumerate(paths):
         s = video_stem(p)
-        if s in by_stem:
+        if s in by_stem and paths[by_stem[s]] != p:  # the same file stored twice is one video
             shared.add(s)
-        by_stem[s] = i
+        by_stem.setdefault(s, i)
     idx, labels, missing, seen = [], [], [], set()
     for e in entries:
         s = video_stem(e.path)
