@@ -49,7 +49,7 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.class_names_file = ""  # e.g. hmdb_51_labels.csv, hmdb_51_base_labels.csv, ZS_split1_K600.csv
     c.few_shot_k = 0  # > 0: a seeded draw of K shots per class from the training examples (an option;
     c.few_shot_seed = 0  # the recipes use the official lists instead)
-    c.multi_clip_rule = "official"  # 'official' (every clip drawn with the train rule) | 'even' (deterministic)
+    c.multi_clip_rule = "even"  # 'even' (deterministic) | 'official' (every clip a train-rule draw; TC-CLIP recipes)
     c.shuffle_buffer = 0  # unused: the sampler shuffles the whole split exactly (see module doc)
     c.prefetch = 2
     c.synthetic = ml_collections.ConfigDict()

@@ -27,34 +27,20 @@ def test_official_validation_epochs():
     assert train.eval_schedule(c, steps_per_epoch=4, total_steps=12) is None
 
 
-def test_in_training_evaluation_is_the_validation_target_only():
-    cfg = tf_.tiny_config("vifi_clip", **{"train_eval_clips": 1})
+def test_final_evaluation_is_of_the_best_validation_step(tmp_path, monkeypatch, capsys):
+    cfg = tf_.tiny_config("vifi_clip", **{"total_steps": 3, "eval_every_epochs": 1, "checkpoint_every": 3,
+                                          "async_checkpointing": False, "data.synthetic.videos_per_class": 2})
+    cfg.eval.final = True
     cfg.eval.validation = eval_target("validation", test_split="val")
     cfg.eval.datasets.test_a = eval_target("a")
-    s = train.Setup(cfg)
-    from tcvideo.core.sharding import replicated_value, state_shardings
-    init = s.task.init_params()
-    sh = state_shardings(train._shape_tree(init), s.mesh, False)
-    params = jax.tree_util.tree_map(replicated_value, init, sh)
-    during = s.task.evaluate(params, sh, s.mesh, during_training=True)
-    final = s.task.evaluate(params, sh, s.mesh)
-    assert list(during["results"]) == ["validation"]
-    assert during["primary"] == during["results"]["validation"]["top1"]
-    assert list(final["results"]) == ["test_a"]
-
-
-def test_final_evaluation_is_of_the_best_validation_step(tmp_path, monkeypatch, capsys):
-    cfg = tf_.tiny_config("vifi_clip", **{"total_steps": 6, "eval_every_epochs": 1, "checkpoint_every": 6,
-                                          "async_checkpointing": False, "data.synthetic.videos_per_class": 4})
-    cfg.eval.final = True
-    cfg.eval.validation = eval_target("validation")
-    scores = iter([10.0, 50.0, 20.0])  # scripted validation top-1 at steps 2, 4, 6: the best is step 4
+    scores = iter([10.0, 50.0, 20.0])  # scripted validation top-1 at steps 1, 2, 3 (1 step an epoch): best = 2
     seen = {"during": [], "final": []}
     original = cls_task.VideoClassificationTask.evaluate
 
     def evaluate(self, params, params_sharding, mesh, *, during_training=False):
         out = original(self, params, params_sharding, mesh, during_training=during_training)
         seen["during" if during_training else "final"].append(_np(params))
+        seen.setdefault("targets", []).append((during_training, list(out["results"])))
         if during_training:
             out["primary"] = next(scores)
         return out
@@ -64,13 +50,15 @@ def test_final_evaluation_is_of_the_best_validation_step(tmp_path, monkeypatch, 
     with open(tmp_path / "eval_results.json") as f:
         res = json.load(f)
     assert res["evaluated_checkpoint"]["source"] == "best"
-    assert res["evaluated_checkpoint"]["step"] == 4
+    assert res["evaluated_checkpoint"]["step"] == 2
     assert res["evaluated_checkpoint"]["validation_primary"] == 50.0
     assert len(seen["during"]) == 3
+    # In training only the validation target is evaluated; the final table is of the test targets.
+    assert seen["targets"] == [(True, ["validation"])] * 3 + [(False, ["test_a"])]
     best_leaves = jax.tree_util.tree_leaves(seen["during"][1])
     final_leaves = jax.tree_util.tree_leaves(seen["final"][0])
     for a, b in zip(best_leaves, final_leaves):
         np.testing.assert_array_equal(a, b)
     last_leaves = jax.tree_util.tree_leaves(seen["during"][2])
     assert any(not np.array_equal(a, b) for a, b in zip(last_leaves, final_leaves))
-    assert "(checkpoint: best, step 4)" in capsys.readouterr().out
+    assert "(checkpoint: best, step 2)" in capsys.readouterr().out
