@@ -1,5 +1,7 @@
-"""Zero-shot with LLM class descriptions (context length 77): --config.llm_descriptions=k400.json and
---config.eval.datasets.<target>.llm_descriptions=<dataset>.json for every target."""
+"""Zero-shot with LLM class descriptions (context length 77), official labels/labels_froster/ files:
+--config.llm_descriptions=kinetics_400_llm_labels.json (training and the K400 validation) and
+--config.eval.datasets.<target>.llm_descriptions=<its file> for every target (hmdb_51_llm_labels.json,
+ucf_101_llm_labels.json, ZS_splitS_K600_llm.json); each count is checked against its target's classes."""
 from tcvideo.core.config import config_module
 
 zero_shot_k400 = config_module(__file__, "zero_shot_k400.py")
@@ -12,4 +14,6 @@ def get_config():
     c.llm_descriptions = ""
     for t in c.eval.datasets.values():
         t.llm_descriptions = ""
+    c.required_files = tuple(c.required_files) + ("llm_descriptions",) + tuple(
+        f"eval.datasets.{n}.llm_descriptions" for n in c.eval.datasets)
     return c

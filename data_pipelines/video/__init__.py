@@ -4,7 +4,8 @@ package in fresh processes.
 
 Registry: a dataset is a factory `f(config=ConfigDict, **kwargs) -> dataset` whose result
 has `class_names`, `num_examples` ({split: n}) and `split(name)` returning a random-access
-split (`__len__`, `labels`, `num_frames(i)`, `get_frames(i, indices)`, `is_jpeg`).
+split (`__len__`, `labels`, `paths` (relative video paths, for split files), `num_frames(i)`,
+`get_frames(i, indices)`, `is_jpeg`).
 """
 from __future__ import annotations
 

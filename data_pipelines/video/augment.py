@@ -175,19 +175,21 @@ def _beta(seed, alpha: float):
 
 def mixup_cutmix(video, labels, seed, *, num_classes: int, mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0,
                  switch_prob: float = 0.5, label_smoothing: float = 0.1, prob: float = 1.0):
-    """timm's batch-mode Mixup on a clip batch: partner = batch reversed; one lambda per batch.
+    """Mixup / cutmix of one clip group as the official `CutmixMixupBlending`: one lambda, one choice and one
+    box for the group, partners a random permutation of it (torch.randperm; a clip may be its own partner).
 
     video: float [b, T, H, W, 3]; labels int [b]. With both alphas > 0, cutmix is used with
     probability switch_prob (box shared by all frames, lambda corrected to the box area).
     Returns (video, targets float32 [b, num_classes]) where targets are the label-smoothed
     one-hots mixed with the same lambda, so each row sums to 1.
     """
-    s_apply, s_switch, s_mix, s_cut, s_box = _sub_seeds(seed, 5)
+    s_apply, s_switch, s_mix, s_cut, s_box, s_perm = _sub_seeds(seed, 6)
     y1 = smooth_one_hot(labels, num_classes, label_smoothing)
     if (mixup_alpha <= 0 and cutmix_alpha <= 0) or prob <= 0:
         return video, y1
-    y2 = tf.reverse(y1, axis=[0])
-    partner = tf.reverse(video, axis=[0])
+    perm = tf.argsort(tf.random.stateless_uniform(tf.shape(labels)[:1], s_perm))
+    y2 = tf.gather(y1, perm)
+    partner = tf.gather(video, perm)
     apply = tf.random.stateless_uniform([], s_apply) < prob
     if mixup_alpha > 0 and cutmix_alpha > 0:
         use_cutmix = tf.random.stateless_uniform([], s_switch) < switch_prob

@@ -3,8 +3,7 @@
 Determinism and resume: the training stream is a pure function of (seed, global
 position). Global position p = step * global_batch_size + slot; epoch e = p // N picks a
 seeded permutation of the N training examples, and example perm_e[p % N] fills slot p;
-frame sampling and augmentation are seeded by (seed, p), mixup/cutmix by (seed, step,
-process). So batch `step` never depends on what was produced before it: an iterator
+frame sampling and augmentation are seeded by (seed, p), mixup/cutmix by (seed, p // group size). So batch `step` never depends on what was produced before it: an iterator
 started at `start_step` yields exactly the batches an uninterrupted one yields from that
 step on, on any number of hosts (process i takes slots [i*b, (i+1)*b) of every global batch).
 """
@@ -41,13 +40,16 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.mixup_switch_prob = 0.5
     c.mixup_prob = 1.0
     c.label_smoothing = 0.1
-    c.few_shot_k = 0  # K shots per class for training (0 = all)
-    c.few_shot_seed = 0
-    c.base_novel = "none"  # 'none' | 'base' | 'novel'
-    c.base_novel_shots = 16  # training shots per class of the selected half
-    c.base_novel_seed = 0  # s1..s3 -> 0..2
-    c.num_base_classes = 0  # 0 = first ceil(C/2) classes
-    c.multi_clip_rule = "even"  # 'even' (deterministic) | 'official' (extra clips random)
+    # Official split files (see splits.py): a `path label` list selects the videos of train_split /
+    # test_split and gives their labels, ids of class_names_file (`id,name` CSV), whose names then
+    # replace the dataset's. class_names_file without a list keeps the examples of its classes only
+    # (base / novel halves from `*_base_labels.csv`, `*_novel_labels.csv`).
+    c.train_list = ""  # e.g. train1_few_shot_16.txt, fs_base_s1_train.txt
+    c.test_list = ""  # e.g. val1.txt, base_val.txt, novel_val.txt, ZS_split1_K600_eval.txt
+    c.class_names_file = ""  # e.g. hmdb_51_labels.csv, hmdb_51_base_labels.csv, ZS_split1_K600.csv
+    c.few_shot_k = 0  # > 0: a seeded draw of K shots per class from the training examples (an option;
+    c.few_shot_seed = 0  # the recipes use the official lists instead)
+    c.multi_clip_rule = "even"  # 'even' (deterministic) | 'official' (every clip a train-rule draw; TC-CLIP recipes)
     c.shuffle_buffer = 0  # unused: the sampler shuffles the whole split exactly (see module doc)
     c.prefetch = 2
     c.synthetic = ml_collections.ConfigDict()
@@ -64,24 +66,28 @@ def default_data_config() -> ml_collections.ConfigDict:
 # ----------------------------------------------------------------------------- split views
 
 def _split_view(config, split: str, train: bool):
-    """(source, example indices, label map or None, class names) after few-shot / base-novel."""
+    """(source, example indices [M], their labels int32 [M], class names) after the split files /
+    few-shot draw. Raises ``splits.SplitFileError`` naming the config field of a bad file."""
     ds = get_dataset(config.name, config=config)
     src = ds.split(split)
     names = [prettify_class_name(n) for n in ds.class_names]
-    idx = np.arange(len(src))
-    label_map = None
-    if config.base_novel != "none":
-        nb = config.num_base_classes or None
-        sel, classes = splits.base_novel_indices(src.labels, config.base_novel, len(names),
-                                                 shots=config.base_novel_shots if train else None,
-                                                 seed=config.base_novel_seed, num_base=nb)
-        idx = sel
-        label_map = np.full(len(names), -1, np.int32)
-        label_map[classes] = np.arange(len(classes), dtype=np.int32)
-        names = [names[c] for c in classes]
-    elif train and config.few_shot_k:
-        idx = splits.few_shot_indices(src.labels, config.few_shot_k, config.few_shot_seed)
-    return src, idx, label_map, names
+    idx, labels = np.arange(len(src)), np.asarray(src.labels, np.int32)
+    list_field = "train_list" if train else "test_list"
+    list_path = config.get(list_field, "")
+    if config.get("class_names_file", ""):
+        file_names = splits.load_class_file(config.class_names_file, "class_names_file")
+        if list_path:
+            idx, labels = splits.select_listed(src.paths, list_path, len(file_names), list_field)
+        else:
+            idx, labels = splits.select_classes(ds.class_names, labels, file_names, config.class_names_file,
+                                                "class_names_file")
+        names = list(file_names)
+    elif list_path:
+        idx, labels = splits.select_listed(src.paths, list_path, len(names), list_field)
+    if train and config.few_shot_k:
+        pick = splits.few_shot_indices(labels, config.few_shot_k, config.few_shot_seed)
+        idx, labels = idx[pick], labels[pick]
+    return src, idx, labels, names
 
 
 def dataset_info(config) -> dict:
@@ -105,16 +111,22 @@ def _decode(frames, is_jpeg: bool, count: int):
 # ----------------------------------------------------------------------------- train
 
 def make_train_iterator(config: ml_collections.ConfigDict, *, global_batch_size: int, seed: int,
-                        start_step: int = 0, process_index: int = 0, process_count: int = 1) -> Iterator[dict]:
+                        start_step: int = 0, process_index: int = 0, process_count: int = 1,
+                        mixup_group_size: int = 0) -> Iterator[dict]:
     """Endless training batches for this process.
 
     Yields {'video': float32 [b, T, S, S, 3] normalised, 'label': int32 [b],
     'targets': float32 [b, num_classes]} with b = global_batch_size // process_count.
+    mixup_group_size g: mixup / cutmix draw (lambda, mixup-or-cutmix, box, partners) once per g consecutive
+    clips (the trainer's per-device micro-batch, as the official per-GPU draw); 0 = once per host batch.
     """
     if global_batch_size % process_count:
         raise ValueError(f"global batch {global_batch_size} not divisible by {process_count} processes")
     b = global_batch_size // process_count
-    src, idx, label_map, names = _split_view(config, config.train_split, train=True)
+    g = int(mixup_group_size) or b
+    if b % g:
+        raise ValueError(f"host batch {b} is not a multiple of the mixup group size {g}")
+    src, idx, labels, names = _split_view(config, config.train_split, train=True)
     if len(idx) == 0:
         raise ValueError("empty training split")
     num_classes, t, size = len(names), int(config.num_frames), int(config.input_size)
@@ -126,34 +138,41 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, global_batch_size:
             for slot in range(lo, hi):
                 p = step * global_batch_size + slot
                 e, k = p // len(idx), p % len(idx)
-                i = int(idx[_permutation(seed, e, len(idx))[k]])
+                j = int(_permutation(seed, e, len(idx))[k])
+                i = int(idx[j])
                 rng = np.random.default_rng([seed, p, 1])
                 frame_idx = sampling.train_indices(src.num_frames(i), t, rng.random(t))
-                label = int(src.labels[i]) if label_map is None else int(label_map[src.labels[i]])
-                yield p, step, src.get_frames(i, frame_idx), label
+                label = int(labels[j])
+                yield p, src.get_frames(i, frame_idx), label
             step += 1
 
     frames_spec = (tf.TensorSpec([t], tf.string) if src.is_jpeg else tf.TensorSpec([t, None, None, 3], tf.uint8))
     ds = tf.data.Dataset.from_generator(gen, output_signature=(
-        tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64), frames_spec, tf.TensorSpec([], tf.int32)))
+        tf.TensorSpec([], tf.int64), frames_spec, tf.TensorSpec([], tf.int32)))
 
-    def per_clip(p, step, frames, label):
+    def per_clip(p, frames, label):
         video = augment.train_transform(
             _decode(frames, src.is_jpeg, t), tf.stack([tf.constant(seed, tf.int64), p]), input_size=size,
             flip=config.flip, color_jitter_p=config.color_jitter_p, grayscale_p=config.grayscale_p,
             normalization=config.normalization)
-        return step, tf.ensure_shape(video, [t, size, size, 3]), label
+        return p, tf.ensure_shape(video, [t, size, size, 3]), label
 
-    def per_batch(step, video, label):
-        mix_seed = tf.stack([tf.constant(seed + 7919, tf.int64), step[0] * process_count + process_index])
+    def per_group(p, video, label):
+        # One draw per group of `g` consecutive clips (the official draws per GPU micro-batch), seeded by
+        # the group's global index p // g: a function of (seed, step), whatever the resume point.
+        mix_seed = tf.stack([tf.constant(seed + 7919, tf.int64), p[0] // g])
         video, targets = augment.mixup_cutmix(
             video, label, mix_seed, num_classes=num_classes, mixup_alpha=config.mixup_alpha,
             cutmix_alpha=config.cutmix_alpha, switch_prob=config.mixup_switch_prob,
             label_smoothing=config.label_smoothing, prob=config.mixup_prob)
         return {"video": video, "label": label, "targets": targets}
 
+    def merge(batch):  # [b // g, g, ...] -> [b, ...]
+        return {k: tf.reshape(v, tf.concat([[b], tf.shape(v)[2:]], 0)) for k, v in batch.items()}
+
     ds = ds.map(per_clip, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(b, drop_remainder=True).map(per_batch, num_parallel_calls=2, deterministic=True)
+    ds = ds.batch(g, drop_remainder=True).map(per_group, num_parallel_calls=2, deterministic=True)
+    ds = ds.batch(b // g, drop_remainder=True).map(merge)
     ds = ds.prefetch(config.prefetch)
     return ds.as_numpy_iterator()
 
@@ -183,7 +202,7 @@ def make_eval_iterator(config, *, split: str, batch_size: int, num_clips: int = 
     if batch_size % process_count:
         raise ValueError(f"batch {batch_size} not divisible by {process_count} processes")
     b = batch_size // process_count
-    src, idx, label_map, _ = _split_view(config, split, train=False)
+    src, idx, labels, _ = _split_view(config, split, train=False)
     t, size = int(config.num_frames), int(config.input_size)
     pos, _ = process_share(len(idx), b, process_index, process_count, min_batches=1)
 
@@ -195,7 +214,7 @@ def make_eval_iterator(config, *, split: str, batch_size: int, num_clips: int = 
                 raise ValueError(f"split {split!r} is empty")
             rng = np.random.default_rng([0, i]) if config.multi_clip_rule == "official" else None
             fi = sampling.multi_clip_indices(src.num_frames(i), t, num_clips, config.multi_clip_rule, rng)
-            label = int(src.labels[i]) if label_map is None else int(label_map[src.labels[i]])
+            label = int(labels[q if valid else 0])
             yield src.get_frames(i, fi.reshape(-1)), label, bool(valid)
 
     v = num_clips * num_crops

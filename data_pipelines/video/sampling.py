@@ -6,10 +6,10 @@ For a video of n frames and T sampled frames (segments of length n / T):
 Indices past the end wrap (mod n). When n < T the train rule has empty segments; as in
 MMAction2's SampleFrames we then take round(i * n / T).
 
-Multi-clip test (C clips): clip c takes idx_i = int(i * n / T + (c + 0.5) * n / (T * C)),
-i.e. C evenly spaced positions inside every segment; C = 1 gives the test rule. The
-official TC-CLIP code instead draws clips 1..C-1 with the random train rule
-(`rule="official"`), seeded so it is still reproducible.
+Multi-clip test (C clips), `rule="official"` (TC-CLIP / ViFi-CLIP's `SampleFrames(multiview=C)`,
+which leaves test mode): every one of the C clips is drawn with the random train rule (seeded
+here, so still reproducible); C = 1 is the test rule (segment centres). `rule="even"`: clip c takes
+idx_i = int(i * n / T + (c + 0.5) * n / (T * C)), C evenly spaced positions inside every segment.
 
 The randomness is an input (`u`, uniforms in [0, 1)) so that the functions are pure and
 identical in numpy and TF.
@@ -46,16 +46,16 @@ def test_indices(n: int, num_frames: int, clip: int = 0, num_clips: int = 1) -> 
 
 def multi_clip_indices(n: int, num_frames: int, num_clips: int, rule: str = "even",
                        rng: np.random.Generator | None = None) -> np.ndarray:
-    """int32 [C, T]. rule="even": evenly spaced (deterministic); "official": clip 0 at
-    the segment centres, the others drawn with the train rule from `rng`."""
+    """int32 [C, T]. rule="even": evenly spaced (deterministic); "official": one clip at the segment
+    centres, or C > 1 clips all drawn with the train rule from `rng` (as the official code)."""
     if rule == "even":
         return np.stack([test_indices(n, num_frames, c, num_clips) for c in range(num_clips)])
     if rule == "official":
         if rng is None:
             raise ValueError("rule='official' needs an rng")
-        clips = [test_indices(n, num_frames)]
-        clips += [train_indices(n, num_frames, rng.random(num_frames)) for _ in range(num_clips - 1)]
-        return np.stack(clips)
+        if num_clips == 1:
+            return test_indices(n, num_frames)[None]
+        return np.stack([train_indices(n, num_frames, rng.random(num_frames)) for _ in range(num_clips)])
     raise ValueError(f"unknown multi-clip rule {rule!r}")
 
 

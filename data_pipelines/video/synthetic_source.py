@@ -10,9 +10,11 @@ from data_pipelines.video import synthetic
 class SyntheticSplit:
     is_jpeg = False
 
-    def __init__(self, videos: np.ndarray, labels: np.ndarray):
+    def __init__(self, videos: np.ndarray, labels: np.ndarray, split: str = "train"):
         self.videos = videos  # uint8 [N, T, H, W, 3]
         self.labels = labels  # int32 [N]
+        # Nominal file names, so that split files can select synthetic examples like built ones.
+        self.paths = [f"class{int(c):02d}/{split}_{i:05d}.avi" for i, c in enumerate(labels)]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -38,7 +40,7 @@ class SyntheticDataset:
         if name not in self._per_class:
             raise ValueError(f"synthetic splits are {list(self._per_class)}, got {name!r}")
         videos, labels = synthetic.generate(self.class_names, name, self._per_class[name], **self._args)
-        return SyntheticSplit(videos, labels)
+        return SyntheticSplit(videos, labels, name)
 
 
 @register_dataset("synthetic")

@@ -255,7 +255,8 @@ class VideoFolder(tfds.core.GeneratorBasedBuilder):
                                     "num_skipped": len(skipped), "skipped": skipped}
             np.savez(os.path.join(self.data_dir, f"index_{split}.npz"),
                      labels=np.array([i[1] for i in index], np.int32),
-                     num_frames=np.array([i[2] for i in index], np.int32))
+                     num_frames=np.array([i[2] for i in index], np.int32),
+                     paths=np.array([rep["paths"][int(i[0])] for i in index], dtype=str))
             log.info("video_folder[%s]: %d listed, %d stored, %d skipped", split, rep["listed"], stored, len(skipped))
         with tf.io.gfile.GFile(os.path.join(self.data_dir, REPORT_FILE), "w") as f:
             json.dump(out, f, indent=1)
@@ -276,11 +277,14 @@ class VideoFolderSplit:
 
     def __init__(self, builder, split: str):
         self._source = builder.as_data_source(split)
+        self._paths = None
         path = os.path.join(builder.data_dir, f"index_{split}.npz")
         if tf.io.gfile.exists(path):
             with tf.io.gfile.GFile(path, "rb") as f:
                 z = np.load(f)
                 self.labels, self._num_frames = z["labels"], z["num_frames"]
+                if "paths" in z.files:
+                    self._paths = [str(x) for x in z["paths"]]
         else:  # e.g. a dataset built elsewhere without the index: one full read
             recs = [self._source[i] for i in range(len(self._source))]
             self.labels = np.array([r["label"] for r in recs], np.int32)
@@ -291,6 +295,13 @@ class VideoFolderSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def paths(self) -> list[str]:
+        """Each example's video path relative to the build's video_dir (split files select by it)."""
+        if self._paths is None:  # built before the index held paths: one full read
+            self._paths = [_text(self._source[i]["path"]) for i in range(len(self._source))]
+        return self._paths
+
     def num_frames(self, i: int) -> int:
         return int(self._num_frames[i])
 
@@ -298,6 +309,10 @@ class VideoFolderSplit:
         """JPEG bytes of frames `indices` of example i (decoded later, in the TF graph)."""
         video = self._source[int(i)]["video"]
         return [video[j] for j in indices]
+
+
+def _text(x) -> str:
+    return x.decode("utf-8") if isinstance(x, bytes) else str(x)
 
 
 class VideoFolderDataset:

@@ -19,15 +19,17 @@ def clean_class_name(name: str, split_camel_case: bool = True) -> str:
 
 
 def build_prompts(class_names: Sequence[str], prefix: str = "a photo of a",
-                  split_camel_case: bool = True) -> list[str]:
-    """'{prefix} {clean name}.' for every class."""
-    return [f"{prefix} {clean_class_name(n, split_camel_case)}." for n in class_names]
+                  split_camel_case: bool = True, template: str = "{prefix} {name}.") -> list[str]:
+    """``template`` with the clean name of every class: '{prefix} {name}.' (trained models), '{name}'
+    (vanilla CLIP's zero-shot evaluation in the official code: the bare class name)."""
+    return [template.format(prefix=prefix, name=clean_class_name(n, split_camel_case)) for n in class_names]
 
 
 def tokenize_prompts(class_names: Sequence[str], context_length: int, prefix: str = "a photo of a",
-                     split_camel_case: bool = True, truncate: bool = False) -> np.ndarray:
+                     split_camel_case: bool = True, truncate: bool = False,
+                     template: str = "{prefix} {name}.") -> np.ndarray:
     """Class names -> token ids [n_cls, context_length] (int32)."""
-    return get_tokenizer().tokenize(build_prompts(class_names, prefix, split_camel_case), context_length,
+    return get_tokenizer().tokenize(build_prompts(class_names, prefix, split_camel_case, template), context_length,
                                     truncate=truncate)
 
 

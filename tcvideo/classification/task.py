@@ -56,15 +56,17 @@ def get_family(name: str, field: str = "config.model.family") -> ModelFamily:
 
 # ----------------------------------------------------------------------------- prompts, loss, eval step
 
-def class_prompts(data_cfg, mc, prefix: str, llm_path: str = "") -> np.ndarray:
+def class_prompts(data_cfg, mc, prefix: str, llm_path: str = "", template: str = "{prefix} {name}.") -> np.ndarray:
     """Token ids [C, L] of the class prompts of a dataset (or of an LLM-description file)."""
     from data_pipelines.video.input_pipeline import dataset_info
     from tcvideo.classification import prompts as prompting
     if llm_path:
         texts = prompting.load_llm_descriptions(llm_path)
-        return prompting.tokenize_prompts(texts, mc.prompt_context_length, prefix, split_camel_case=False)
+        return prompting.tokenize_prompts(texts, mc.prompt_context_length, prefix, split_camel_case=False,
+                                          template=template)
     names = dataset_info(data_cfg)["class_names"]
-    return prompting.tokenize_prompts(names, mc.prompt_context_length, prefix, split_camel_case=mc.split_camel_case)
+    return prompting.tokenize_prompts(names, mc.prompt_context_length, prefix, split_camel_case=mc.split_camel_case,
+                                      template=template)
 
 
 def soft_cross_entropy(logits, targets):
@@ -136,10 +138,17 @@ class VideoClassificationTask(Task):
         self.mc, self.info, self.eval_info = v["model"], v["info"], v["eval_info"]
         self.num_train_examples = self.info["num_examples"][config.data.train_split]
         self.model = self.family.build(self.mc, dtype=self.compute_dtype, remat=bool(config.remat))
-        self.ids = class_prompts(config.data, self.mc, config.prompt_prefix, config.llm_descriptions)
+        # Evaluation may compute in another dtype (float16 for released checkpoints, as on V100s).
+        from tcvideo.core.task import DTYPES
+        self.eval_dtype = DTYPES[config.eval.get("compute_dtype", "") or config.compute_dtype]
+        self.eval_model = self.model if self.eval_dtype == self.compute_dtype else \
+            self.family.build(self.mc, dtype=self.eval_dtype, remat=False)
+        self.template = config.get("prompt_template", "{prefix} {name}.")
+        self.ids = class_prompts(config.data, self.mc, config.prompt_prefix, config.llm_descriptions, self.template)
 
     def eval_step_compilations(self) -> int:
-        cached = self._jitted.get("eval_step")
+        """Compilations of the in-training eval step (its dtype is the training one)."""
+        cached = self._jitted.get(f"eval_step_{jnp.dtype(self.compute_dtype).name}")
         return 0 if cached is None else int(cached[2]._cache_size())
 
     def init_params(self) -> dict:
@@ -152,7 +161,8 @@ class VideoClassificationTask(Task):
                        process_count: int) -> Iterator[dict]:
         from data_pipelines.video.input_pipeline import make_train_iterator
         it = make_train_iterator(self.config.data, global_batch_size=global_batch_size, seed=seed,
-                                 start_step=start_step, process_index=process_index, process_count=process_count)
+                                 start_step=start_step, process_index=process_index, process_count=process_count,
+                                 mixup_group_size=int(self.config.per_device_batch_size))
         return ({"video": b["video"], "targets": b["targets"]} for b in it)
 
     def loss(self, params, batch, rng):
@@ -161,25 +171,33 @@ class VideoClassificationTask(Task):
         return soft_cross_entropy(out["logits"], batch["targets"]), {}
 
     def evaluate(self, params, params_sharding, mesh, *, during_training: bool = False) -> dict:
+        """During training: the validation target (``eval.validation``) at train_eval views, whose top-1 is
+        the primary score (model selection); without one, every eval target and the first one's top-1.
+        Otherwise: every eval target at eval views, primary = the first target's top-1."""
         c = self.config
         views = (c.train_eval_clips, c.train_eval_crops) if during_training else (c.eval.num_clips, c.eval.num_crops)
-        res = self.evaluate_targets(params, params_sharding, mesh, num_clips=views[0], num_crops=views[1])
+        val = cls_config.validation_target(c)
+        targets = {"validation": val} if during_training and val is not None else cls_config.eval_targets(c)
+        res = self.evaluate_targets(params, params_sharding, mesh, num_clips=views[0], num_crops=views[1],
+                                    targets=targets, compute_dtype=self.compute_dtype if during_training else None)
         return {"results": res, "summary": summarize(res, c.protocol), "primary": next(iter(res.values()))["top1"]}
 
-    def evaluate_targets(self, params, params_sharding, mesh, *, num_clips: int, num_crops: int) -> dict:
-        """target name -> {'top1', 'top5', 'count', 'group', 'views'} over the config's eval targets."""
+    def evaluate_targets(self, params, params_sharding, mesh, *, num_clips: int, num_crops: int,
+                         targets: dict | None = None, compute_dtype=None) -> dict:
+        """target name -> {'top1', 'top5', 'count', 'group', 'views'} over ``targets`` (name -> (group, data
+        config); default the config's eval targets), computed in ``compute_dtype`` (default eval dtype)."""
         from data_pipelines.video.input_pipeline import make_eval_iterator
         from tcvideo.core.sharding import global_array, replicated_value
         c = self.config
-        step_fn = self.jit_once("eval_step", mesh, params_sharding,
-                                lambda: make_eval_step(self.model, mesh, params_sharding, self.compute_dtype))
+        fp = compute_dtype or self.eval_dtype
+        model = self.model if fp == self.compute_dtype else self.eval_model
+        step_fn = self.jit_once(f"eval_step_{jnp.dtype(fp).name}", mesh, params_sharding,
+                                lambda: make_eval_step(model, mesh, params_sharding, fp))
         data_sh, rep = NamedSharding(mesh, P("data")), NamedSharding(mesh, P())
         results = {}
-        for name, (group, data) in cls_config.eval_targets(c).items():
-            t_cfg = c.eval.datasets.get(name, None) if len(c.eval.datasets) else None
-            llm = (t_cfg.get("llm_descriptions", "") if t_cfg is not None else "") or \
-                (c.llm_descriptions if data.name == c.data.name else "")
-            ids = replicated_value(class_prompts(data, self.mc, c.prompt_prefix, llm), rep)
+        for name, (group, data) in (targets or cls_config.eval_targets(c)).items():
+            llm = cls_config.target_llm_descriptions(c, name)
+            ids = replicated_value(class_prompts(data, self.mc, c.prompt_prefix, llm, self.template), rep)
             sums = []  # per-batch device results, read once at the end: no sync per batch
             it = make_eval_iterator(data, split=data.test_split, batch_size=c.eval.batch_size, num_clips=num_clips,
                                     num_crops=num_crops, process_index=jax.process_index(),

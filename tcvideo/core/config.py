@@ -111,6 +111,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint_every = 500
     c.keep_checkpoints = 3
     c.eval_every = 0  # steps between evals during training; 0 = once per epoch
+    # > 0: evaluate after epochs e (0-based) with e % eval_every_epochs == 0 and after the last one (the
+    # official TC-CLIP save_freq: few-shot 10 -> epochs 0/10/20/30/40/49); replaces eval_every.
+    c.eval_every_epochs = 0
     c.async_checkpointing = True
 
     # label -> overrides of this config: the main job trains and evaluates each in workdir/<label> and prints

@@ -157,6 +157,7 @@ class Setup:
         self.total_steps = int(config.total_steps) or int(config.epochs * self.steps_per_epoch)
         self.warmup_steps = int(config.warmup_epochs * self.steps_per_epoch)
         self.eval_every = int(config.eval_every) or self.steps_per_epoch
+        self.eval_steps = eval_schedule(config, self.steps_per_epoch, self.total_steps)
 
     def optimizer(self, params_shapes):
         return make_optimizer(self.config, params_shapes, self.total_steps, self.warmup_steps,
@@ -169,6 +170,17 @@ class Setup:
         return {"params": params_shapes, "opt_state": opt, "step": scalar(jnp.int32),
                 "rng": jax.ShapeDtypeStruct((2,), jnp.uint32), "loss_scale": scalar(jnp.float32),
                 "good_steps": scalar(jnp.int32), "halted_at": scalar(jnp.int32)}
+
+
+def eval_schedule(config, steps_per_epoch: int, total_steps: int) -> Optional[frozenset]:
+    """Steps after which training evaluates with ``config.eval_every_epochs`` = k > 0: the end of epochs
+    e (0-based) with e % k == 0, and the last step. None: every ``eval_every`` steps, before the last."""
+    k = int(config.get("eval_every_epochs", 0))
+    if k <= 0:
+        return None
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    return frozenset(min((e + 1) * steps_per_epoch, total_steps) for e in range(epochs)
+                     if e % k == 0 or e == epochs - 1)
 
 
 def initial_state(params_np, sh, tx, config) -> dict:
@@ -232,10 +244,13 @@ def _final_eval(setup: Setup, params, params_sharding, workdir: str, extra: Opti
     if jax.process_index() == 0:
         with open(os.path.join(workdir, "eval_results.json"), "w") as f:
             json.dump(out, f, indent=2, default=float)
+        chosen = out.get("evaluated_checkpoint")
+        at = f" (checkpoint: {chosen['source']}" + (f", step {chosen['step']})" if "step" in chosen else ")") \
+            if chosen else ""
         if summary:
             for k, v in out.items():
                 if isinstance(v, dict) and "results" in v:
-                    console.say(f"== {config.name}: {k}\n" + task.format_results(v))
+                    console.say(f"== {config.name}: {k}{at}\n" + task.format_results(v))
     return out
 
 
@@ -319,7 +334,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
             step += 1
             log_now = step % config.log_every == 0 or step == setup.total_steps
             save_now = step % config.checkpoint_every == 0 or step == setup.total_steps
-            eval_now = step % setup.eval_every == 0 and step < setup.total_steps
+            eval_now = (step in setup.eval_steps if setup.eval_steps is not None
+                        else step % setup.eval_every == 0 and step < setup.total_steps)
             if jax.process_count() > 1:  # every process must agree before any of them saves and exits
                 stopping = log_now and _any_process(stop["flag"])
             else:
@@ -393,7 +409,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
         latest_mgr.close()
         best_mgr.close()
         return extra
-    out = _final_eval(setup, state["params"], sh["params"], workdir, extra, summary=summary)
+    params, extra["evaluated_checkpoint"] = _selected_params(best_mgr, state, sh["params"], workdir, step)
+    out = _final_eval(setup, params, sh["params"], workdir, extra, summary=summary)
     writer.write_scalars(step, _flat_scalars("final", out["fine_tuned"]["results"]))
     writer.flush()
     latest_mgr.close()
@@ -401,6 +418,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
     if is_main:
         console.finish_run(config.name, workdir, out, step, summary=summary)
     return out
+
+
+def _selected_params(best_mgr, state, params_sharding, workdir: str, last_step: int):
+    """The params of the final evaluation: best/'s checkpoint (highest in-training validation score, as
+    the official final test of best.pth), else the last step's. -> (params, {'source', 'step', ...})."""
+    best = best_mgr.best_step()
+    if best is None:
+        return state["params"], {"source": "last", "step": int(last_step)}
+    score = best_mgr.metrics(best) or {}
+    params = load_checkpoint_params(workdir, step=best, which="best")
+    params = jax.tree_util.tree_map(replicated_value, params, params_sharding)
+    return params, {"source": "best", "step": int(best), "validation_primary": score.get("primary")}
 
 
 def _any_process(flag: bool) -> bool:
@@ -417,7 +446,8 @@ def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, 
                      overrides: Optional[dict] = None) -> dict:
     """Evaluate on the config's eval targets; writes workdir/eval_results.json.
 
-    The params are, in order: ``checkpoint``'s latest checkpoint when it is a training workdir, or
+    The params are, in order: ``checkpoint``'s best (best/, chosen on validation) or else latest
+    checkpoint when it is a training workdir, or
     ``checkpoint`` as a model dir (``config.init_checkpoint``) when it is one; else the latest checkpoint
     of ``workdir``; else the initial params (init_checkpoint / CLIP zero-shot / random).
 
@@ -451,9 +481,14 @@ def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, 
     for line in console.describe_run(setup, training=False):
         console.say(line)
     source_dir = checkpoint if checkpoint and is_training_workdir(checkpoint) else workdir
+    chosen = None
     try:
-        params = load_checkpoint_params(source_dir)
+        try:  # the model selected on validation (best/), as at the end of training; else the latest
+            params, which = load_checkpoint_params(source_dir, which="best"), "best"
+        except FileNotFoundError:
+            params, which = load_checkpoint_params(source_dir), "checkpoints"
         source = "checkpoint"
+        chosen = {"source": "best" if which == "best" else "last", "dir": which}
     except FileNotFoundError:
         if source_dir != workdir:
             raise ConfigError(f"--checkpoint: {checkpoint!r} holds no checkpoint") from None
@@ -463,7 +498,8 @@ def evaluate_workdir(config: Optional[ml_collections.ConfigDict], workdir: str, 
     console.say(f"evaluating params from {source}" + (f" ({source_dir})" if source == "checkpoint" else ""))
     sh = state_shardings(_shape_tree(params), setup.mesh, config.fsdp)
     params = jax.tree_util.tree_map(replicated_value, params, sh)
-    out = _final_eval(setup, params, sh, workdir, {"params_source": source})
+    out = _final_eval(setup, params, sh, workdir, {"params_source": source,
+                                                   **({"evaluated_checkpoint": chosen} if chosen else {})})
     if jax.process_index() == 0:
         console.say(f"results: {os.path.join(workdir, 'eval_results.json')}   log: {console.log_file()}")
     return out

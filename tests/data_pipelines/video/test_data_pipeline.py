@@ -1,5 +1,5 @@
 """Train/eval iterators: determinism, exact resume, multi-host sharding, eval padding,
-few-shot and base-to-novel subsets, and the synthetic dataset itself."""
+the seeded few-shot draw, and the synthetic dataset itself (split files: test_split_files.py)."""
 import itertools
 
 import numpy as np
@@ -42,8 +42,9 @@ def test_train_batches_shapes_and_determinism():
 def test_resume_is_exact_and_epochs_cover_every_example():
     c = _cfg()
     n = dataset_info(c)["num_examples"]["train"]  # 24 = 6 epochs of 4-example batches
-    full = _take(make_train_iterator(c, global_batch_size=4, seed=0), 9)
-    resumed = _take(make_train_iterator(c, global_batch_size=4, seed=0, start_step=5), 4)
+    # Mixup drawn per group of 2 clips (the per-device micro-batch): still a function of (seed, step).
+    full = _take(make_train_iterator(c, global_batch_size=4, seed=0, mixup_group_size=2), 9)
+    resumed = _take(make_train_iterator(c, global_batch_size=4, seed=0, start_step=5, mixup_group_size=2), 4)
     for p, q in zip(full[5:], resumed):
         for k in p:
             np.testing.assert_array_equal(p[k], q[k])
@@ -104,25 +105,6 @@ def test_few_shot_subset_reproducible_and_sized():
     assert info["num_examples"] == {"train": 12, "test": 18}
     labels = np.concatenate([b["label"] for b in _take(make_train_iterator(c, global_batch_size=4, seed=0), 3)])
     assert np.bincount(labels, minlength=6).tolist() == [2] * 6
-
-
-def test_base_to_novel_split_sizes():
-    base, novel = splits.base_novel_classes(51)
-    assert len(base) == 26 and len(novel) == 25 and base[-1] + 1 == novel[0]
-    labels = np.repeat(np.arange(10), 20)
-    idx, cls = splits.base_novel_indices(labels, "base", 10, shots=16, seed=1)
-    assert len(idx) == 5 * 16 and set(labels[idx]) == set(range(5))
-    idx, cls = splits.base_novel_indices(labels, "novel", 10, shots=None)
-    assert len(idx) == 100 and set(labels[idx]) == set(range(5, 10))
-    c = _cfg(base_novel="base", base_novel_shots=2)
-    info = dataset_info(c)
-    assert info["num_classes"] == 3 and info["class_names"] == ["moving left", "moving right", "moving up"]
-    assert info["num_examples"] == {"train": 6, "test": 9}
-    c = _cfg(base_novel="novel", base_novel_shots=2)
-    info = dataset_info(c)
-    assert info["class_names"] == ["moving down", "growing", "shrinking"] and info["num_examples"]["test"] == 9
-    labels = np.concatenate([b["label"] for b in make_eval_iterator(c, split="test", batch_size=4)])
-    assert set(labels.tolist()) == {0, 1, 2}  # remapped into the novel task
 
 
 def test_synthetic_deterministic_and_temporal_pairs_are_reverses():

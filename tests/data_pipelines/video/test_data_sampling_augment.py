@@ -34,9 +34,14 @@ def test_multi_clip_even_and_official():
     np.testing.assert_array_equal(clips, sampling.multi_clip_indices(n, t, 4))  # deterministic
     assert len({tuple(c) for c in clips}) == 4
     np.testing.assert_array_equal(sampling.multi_clip_indices(n, t, 1)[0], sampling.test_indices(n, t))
+    # Official (SampleFrames(multiview=C) outside test mode): all C clips are train-rule draws; 1 clip: centres.
     off = sampling.multi_clip_indices(n, t, 3, "official", np.random.default_rng(0))
-    np.testing.assert_array_equal(off[0], sampling.test_indices(n, t))
-    assert np.all((off >= 0) & (off < n))
+    replay = np.random.default_rng(0)
+    for c in range(3):
+        np.testing.assert_array_equal(off[c], sampling.train_indices(n, t, replay.random(t)))
+    assert len({tuple(c) for c in off}) == 3
+    np.testing.assert_array_equal(sampling.multi_clip_indices(n, t, 1, "official", np.random.default_rng(0))[0],
+                                  sampling.test_indices(n, t))
     # Indices past the end wrap.
     np.testing.assert_array_equal(sampling.test_indices(4, 2, clip=5, num_clips=2), [int((0 + 5.5 * 4 / 4)) % 4, int(2 + 5.5) % 4])
 
@@ -149,10 +154,42 @@ def test_mixup_cutmix_soft_targets():
         # The target weight of each example's own label equals the pixel share it keeps.
         v = v.numpy()
         same = np.isclose(v, video.numpy()).mean()
-        kinds.add("cutmix" if 0 < same < 1 and np.all(np.isclose(v, video.numpy()) | np.isclose(v, video.numpy()[::-1])) else "mixup")
+        # Cutmix: every pixel is the same pixel of some clip of the group (its own or its random partner's).
+        from_some_clip = np.isclose(v[:, None], video.numpy()[None]).any(axis=1)
+        kinds.add("cutmix" if 0 < same < 1 and np.all(from_some_clip) else "mixup")
     assert kinds == {"cutmix", "mixup"}
     _, y = augment.mixup_cutmix(video, labels, tf.constant([0, 0], tf.int64), num_classes=c, mixup_alpha=0, cutmix_alpha=0)
     np.testing.assert_allclose(y.numpy()[0], [0.92, 0.02, 0.02, 0.02, 0.02], atol=1e-6)
+
+
+def test_mixup_groups_in_one_batch_draw_independently():
+    """Groups of `mixup_group_size` clips (the per-device micro-batch): partners from the own group only,
+    and each group its own lambda (the official draws per GPU batch of 4 with randperm partners)."""
+    from data_pipelines.video.input_pipeline import default_data_config, make_train_iterator
+    c = default_data_config()
+    c.num_frames, c.input_size = 2, 8
+    c.synthetic.num_classes, c.synthetic.videos_per_class, c.synthetic.test_videos_per_class = 8, 1, 1
+    c.synthetic.num_frames, c.synthetic.resolution = 2, (8, 8)
+    c.cutmix_alpha, c.label_smoothing, c.color_jitter_p, c.grayscale_p = 0.0, 0.0, 0.0, 0.0  # mixup only
+    it = make_train_iterator(c, global_batch_size=8, seed=0, mixup_group_size=4)
+    compared = 0
+    for _ in range(6):
+        b = next(it)
+        y, lab = b["targets"], b["label"]  # 8 distinct labels per batch: one video per class
+        lams = []
+        for g in (0, 1):
+            rows = range(4 * g, 4 * g + 4)
+            own = set(lab[list(rows)].tolist())
+            for i in rows:
+                assert set(np.flatnonzero(y[i] > 1e-6).tolist()) <= own  # partner from the same group
+            mixed = [y[i, lab[i]] for i in rows if y[i, lab[i]] < 1 - 1e-6]
+            lams.append(mixed[0] if mixed else None)
+            for m in mixed:  # one lambda per group
+                np.testing.assert_allclose(m, mixed[0], rtol=1e-5)
+        if None not in lams:
+            assert abs(lams[0] - lams[1]) > 1e-4
+            compared += 1
+    assert compared >= 3
 
 
 def test_hue_shift_is_hsv_rotation():
