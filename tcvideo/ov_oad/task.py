@@ -92,16 +92,21 @@ def ov_oad_model_config(config) -> oad.OVOADConfig:
 
 # ----------------------------------------------------------------------------- losses
 
+def _f(x: jax.Array) -> jax.Array:
+    """Loss arithmetic in >= float32 (float64 stays float64 for the parity tests)."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def _ce(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean over rows of -sum(targets * log_softmax(logits))."""
-    return -(targets * jax.nn.log_softmax(logits.astype(jnp.float32), -1)).sum(-1).mean()
+    return -(targets * jax.nn.log_softmax(_f(logits), -1)).sum(-1).mean()
 
 
 def contrastive_loss(a: jax.Array, b: jax.Array, scale: jax.Array) -> jax.Array:
     """Symmetric InfoNCE between rows of a [B, E] and b [B, E] (L2-normalised inside); pairs on the diagonal."""
-    a, b = oad.l2n(a.astype(jnp.float32)), oad.l2n(b.astype(jnp.float32))
+    a, b = oad.l2n(_f(a)), oad.l2n(_f(b))
     logits = scale * a @ b.T
-    eye = jnp.eye(a.shape[0], dtype=jnp.float32)
+    eye = jnp.eye(a.shape[0], dtype=logits.dtype)
     return 0.5 * (_ce(logits, eye) + _ce(logits.T, eye))
 
 
@@ -109,25 +114,27 @@ def multi_label_loss(video: jax.Array, texts: jax.Array, scale: jax.Array) -> ja
     """video [B, E] against texts [B, M, E] (caption m of video b). Video -> all B*M texts with soft targets
     1/M on its own M captions; each text -> the B videos with a one-hot target; mean of the two."""
     b, m, _ = texts.shape
-    v = oad.l2n(video.astype(jnp.float32))
-    t = oad.l2n(texts.astype(jnp.float32)).reshape(b * m, -1)
+    v = oad.l2n(_f(video))
+    t = oad.l2n(_f(texts)).reshape(b * m, -1)
     logits = scale * v @ t.T  # [B, B*M]
-    own = jnp.repeat(jnp.eye(b, dtype=jnp.float32), m, axis=1)  # [B, B*M]
+    own = jnp.repeat(jnp.eye(b, dtype=logits.dtype), m, axis=1)  # [B, B*M]
     return 0.5 * (_ce(logits, own / m) + _ce(logits.T, own.T))
 
 
 def dice_loss(pred: jax.Array, target: jax.Array, num_masks: float) -> jax.Array:
     """sum_b [1 - (2 sum_w p t + 1) / (sum_w p + sum_w t + 1)] / num_masks. pred, target [B, W] in [0, 1]."""
-    p, t = pred.astype(jnp.float32), target.astype(jnp.float32)
+    p = _f(pred)
+    t = target.astype(p.dtype)
     per = 1.0 - (2.0 * (p * t).sum(-1) + 1.0) / (p.sum(-1) + t.sum(-1) + 1.0)
     return per.sum() / num_masks
 
 
-def _forward(mdl: oad.OVOAD, feats, caption_ids, current_ids):
-    """Everything the losses need, in one apply (training mode: dropout, drop-path, Gumbel noise)."""
-    out = mdl.encode_video(feats, deterministic=False)
+def _forward(mdl: oad.OVOAD, feats, caption_ids, current_ids, deterministic=False, gumbel=None, gumbel_noise=None):
+    """Everything the losses need, in one apply (training: dropout, drop-path, Gumbel noise)."""
+    out = mdl.encode_video(feats, deterministic=deterministic, gumbel=gumbel, gumbel_noise=gumbel_noise)
     b, m1, length = caption_ids.shape
-    txt = mdl.encode_text(jnp.concatenate([caption_ids.reshape(b * m1, length), current_ids], axis=0))
+    txt = mdl.encode_text(jnp.concatenate([caption_ids.reshape(b * m1, length), current_ids], axis=0),
+                          deterministic=deterministic)
     cap = mdl.project_text(txt[:b * m1]).reshape(b, m1, -1)
     res = {"video": mdl.project_video(out["video"]), "captions": cap, "saliency": mdl.saliency(out["enc_feat"]),
            "current_text": txt[b * m1:], "q": out["q"], "k": out["k"], "scale": mdl.scale(),
@@ -138,15 +145,18 @@ def _forward(mdl: oad.OVOAD, feats, caption_ids, current_ids):
 
 
 def ov_oad_losses(model: oad.OVOAD, params, batch: dict, rng: jax.Array, weights, num_masks: float,
-                  dtype=jnp.float32) -> tuple[jax.Array, dict]:
+                  dtype=jnp.float32, *, deterministic: bool = False, gumbel: Optional[bool] = None,
+                  gumbel_noise: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
     """-> (weighted total, {each loss}). batch: features [B, W, D], caption_ids [B, 1+M, L],
-    current_ids [B, L], caption_mask [B, W]."""
+    current_ids [B, L], caption_mask [B, W]. ``deterministic`` turns dropout / drop-path off; ``gumbel``
+    (default: not deterministic) and ``gumbel_noise`` [B, G', W] set the assignment (see encode_video)."""
     r_drop, r_gumbel = jax.random.split(rng)
     o = nn.apply(_forward, model)({"params": params}, batch["features"].astype(dtype), batch["caption_ids"],
-                                  batch["current_ids"], rngs={"dropout": r_drop, "gumbel": r_gumbel})
+                                  batch["current_ids"], deterministic, gumbel, gumbel_noise,
+                                  rngs={"dropout": r_drop, "gumbel": r_gumbel})
     losses = {"match": contrastive_loss(o["video"], o["captions"][:, 0], o["scale"])}
     losses["multi_label"] = (multi_label_loss(o["video"], o["captions"][:, 1:], o["ml_scale"])
-                             if o["captions"].shape[1] > 1 else jnp.float32(0.0))
+                             if o["captions"].shape[1] > 1 else jnp.zeros((), losses["match"].dtype))
     losses["current"] = contrastive_loss(o["saliency"], o["current_text"], o["scale"])
     pred = o["mask_pred"] if "mask_pred" in o else oad.mask_prediction(o["q"], o["k"])
     losses["mask"] = dice_loss(pred, batch["caption_mask"], num_masks)
