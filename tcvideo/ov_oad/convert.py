@@ -201,8 +201,9 @@ def convert_to_directory(checkpoint: str, clip: Optional[str], out: str, *, num_
                          dtype: str = "float32", overwrite: bool = False, **overrides) -> tuple[oad.OVOADConfig, dict]:
     """``convert`` and write a tcvideo model directory (model.json + orbax params; load with
     ``tcvideo.core.model_dir.load_model``; ``meta['config']`` is the OVOADConfig)."""
+    from tcvideo.clip.convert.api import numpy_dtype
     from tcvideo.core import model_dir
-    config, params = convert(checkpoint, clip, num_heads=num_heads, dtype=np.dtype(dtype), **overrides)
+    config, params = convert(checkpoint, clip, num_heads=num_heads, dtype=numpy_dtype(dtype), **overrides)
     model_dir.save_model(out, params, {"model": "ov_oad", "config": config.to_dict(),
                                        "source": {"checkpoint": checkpoint, "clip": clip}}, overwrite=overwrite)
     return config, params

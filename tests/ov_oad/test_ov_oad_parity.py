@@ -127,27 +127,28 @@ def _official_grad(name: str, grads: dict, config: oad.OVOADConfig) -> np.ndarra
 
 def _run(fx: Fixture, config: oad.OVOADConfig, params: dict, dtype) -> dict:
     """Every recorded quantity of every mode, computed by tcvideo in ``dtype``, under the fixture's names.
-    One jitted function per mode (values, losses and gradients together: each compile is the slow part)."""
+    One jitted function per mode (values, losses and gradients together); the inputs are ARGUMENTS of the
+    jitted functions, not closed-over constants (XLA would constant-fold through them for minutes)."""
     a = fx.arrays
     p = jax.tree_util.tree_map(lambda x: jnp.asarray(x, dtype), params)
     model = oad.OVOAD(config)
-    feats = jnp.asarray(fx.features, dtype)
-    noise = jnp.asarray(a["gumbel_noise"], dtype)
-    mask = jnp.asarray(a["enc_caption_mask"], dtype)
-    text_ids, saliency_ids = jnp.asarray(a["text_ids"]), jnp.asarray(a["saliency_ids"])
-    batch = {"features": feats, "caption_ids": text_ids, "current_ids": saliency_ids[:, -1], "caption_mask": mask}
+    data = {"feats": jnp.asarray(fx.features, dtype), "noise": jnp.asarray(a["gumbel_noise"], dtype),
+            "mask": jnp.asarray(a["enc_caption_mask"], dtype), "text_ids": jnp.asarray(a["text_ids"]),
+            "saliency_ids": jnp.asarray(a["saliency_ids"]), "prompt_ids": jnp.asarray(a["eval_prompt_ids"])}
     rec = {}
     for prefix, gumbel in (("train_", True), ("trainhard_", False)):
         recorded = nn.apply(functools.partial(_train_all, gumbel=gumbel, prefix=prefix), model,
                             mutable=["intermediates"], capture_intermediates=_capture_blocks)
 
-        def total(p):
+        def total(p, d, gumbel=gumbel, recorded=recorded):
+            batch = {"features": d["feats"], "caption_ids": d["text_ids"], "current_ids": d["saliency_ids"][:, -1],
+                     "caption_mask": d["mask"]}
             t, parts = ov_oad_losses(model, p, batch, jax.random.PRNGKey(0), LOSS_WEIGHTS, float(config.window), dtype,
-                                     deterministic=True, gumbel=gumbel, gumbel_noise=noise)
-            vals, inter = recorded({"params": p}, feats, text_ids, saliency_ids, mask, noise)
+                                     deterministic=True, gumbel=gumbel, gumbel_noise=d["noise"])
+            vals, inter = recorded({"params": p}, d["feats"], d["text_ids"], d["saliency_ids"], d["mask"], d["noise"])
             return t, (parts, vals, inter)
 
-        (t, (parts, vals, inter)), g = jax.jit(jax.value_and_grad(total, has_aux=True))(p)
+        (t, (parts, vals, inter)), g = jax.jit(jax.value_and_grad(total, has_aux=True))(p, data)
         rec.update(vals)
         rec.update(_blocks(inter, prefix))
         rec[f"{prefix}loss_total"] = t
@@ -157,9 +158,8 @@ def _run(fx: Fixture, config: oad.OVOADConfig, params: dict, dtype) -> dict:
             if key.startswith((f"{prefix}grad__", f"f64_{prefix}grad__")):
                 name = key.split("grad__", 1)[1]
                 rec[f"{prefix}grad__{name}"] = _official_grad(name, g, config)
-    ids = jnp.asarray(a["eval_prompt_ids"])
-    vals, inter = jax.jit(lambda p: nn.apply(_eval_all, model, mutable=["intermediates"],
-                                             capture_intermediates=_capture_blocks)({"params": p}, feats, ids))(p)
+    evaluate = nn.apply(_eval_all, model, mutable=["intermediates"], capture_intermediates=_capture_blocks)
+    vals, inter = jax.jit(lambda p, d: evaluate({"params": p}, d["feats"], d["prompt_ids"]))(p, data)
     rec.update(vals)
     rec.update(_blocks(inter, "eval_"))
     return {k: np.asarray(v) for k, v in rec.items()}
