@@ -125,6 +125,12 @@ def _official_grad(name: str, grads: dict, config: oad.OVOADConfig) -> np.ndarra
     raise KeyError(f"no converter rule reads {name}")
 
 
+def _fast_jit(fn, *args):
+    """jit(fn)(*args) compiled without LLVM's expensive passes: compiling is most of this test's time and
+    the arithmetic (hence the numbers compared) does not depend on the backend optimisation level."""
+    return jax.jit(fn).lower(*args).compile(compiler_options={"xla_backend_optimization_level": 0})(*args)
+
+
 def _run(fx: Fixture, config: oad.OVOADConfig, params: dict, dtype) -> dict:
     """Every recorded quantity of every mode, computed by tcvideo in ``dtype``, under the fixture's names.
     One jitted function per mode (values, losses and gradients together); the inputs are ARGUMENTS of the
@@ -148,7 +154,7 @@ def _run(fx: Fixture, config: oad.OVOADConfig, params: dict, dtype) -> dict:
             vals, inter = recorded({"params": p}, d["feats"], d["text_ids"], d["saliency_ids"], d["mask"], d["noise"])
             return t, (parts, vals, inter)
 
-        (t, (parts, vals, inter)), g = jax.jit(jax.value_and_grad(total, has_aux=True))(p, data)
+        (t, (parts, vals, inter)), g = _fast_jit(jax.value_and_grad(total, has_aux=True), p, data)
         rec.update(vals)
         rec.update(_blocks(inter, prefix))
         rec[f"{prefix}loss_total"] = t
@@ -159,7 +165,7 @@ def _run(fx: Fixture, config: oad.OVOADConfig, params: dict, dtype) -> dict:
                 name = key.split("grad__", 1)[1]
                 rec[f"{prefix}grad__{name}"] = _official_grad(name, g, config)
     evaluate = nn.apply(_eval_all, model, mutable=["intermediates"], capture_intermediates=_capture_blocks)
-    vals, inter = jax.jit(lambda p, d: evaluate({"params": p}, d["feats"], d["prompt_ids"]))(p, data)
+    vals, inter = _fast_jit(lambda p, d: evaluate({"params": p}, d["feats"], d["prompt_ids"]), p, data)
     rec.update(vals)
     rec.update(_blocks(inter, "eval_"))
     return {k: np.asarray(v) for k, v in rec.items()}
