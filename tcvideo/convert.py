@@ -167,6 +167,47 @@ add_subcommand("tc-clip", "official TC-CLIP .pth (+ the OpenAI CLIP .pt for toke
                _run_tc_clip, TC_CLIP_DESCRIPTION)
 
 
+# ----------------------------------------------------------------------------------------- ov-oad
+
+OV_OAD_DESCRIPTION = """\
+Convert an official OV-OAD checkpoint (github.com/ZQSIAT/OV-OAD, the feature-input GroupViT of
+models/group_vit_0423.py) to a tcvideo model directory.
+
+Source format: the torch.save()d dict of utils/checkpoint.py:save_checkpoint ({'model': state_dict,
+'optimizer', 'lr_scheduler', 'scaler', 'metrics', 'epoch', 'config'}), keys img_encoder.* (fused attn.qkv,
+layers.0.long_short_xattn, layers.1.group_token / downsample.*, norm), text_encoder.* (OpenAI CLIP text
+names + adaptmlp), img_projector / text_projector (linear_hidden.0/1, linear_out), saliency_projector,
+logit_scale, multi_label_logit_scale; a 'module.' prefix is stripped. The architecture is read from the
+shapes; the visual head count from the saved config when present, else --num-heads. --clip names the
+OpenAI CLIP .pt whose visual.proj, text tower and logit_scale make the plain-CLIP zero-shot branch of the
+released score fusion (without it the model is built with zero_shot_clip=False).
+Load the result with tcvideo.core.model_dir.load_model(DIR) (meta['config'] is the OVOADConfig).
+"""
+
+
+def _configure_ov_oad(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, metavar="PTH", help="official OV-OAD checkpoint")
+    p.add_argument("--clip", default=None, metavar="PT", help="OpenAI CLIP .pt (the zero-shot branch)")
+    p.add_argument("--num-heads", type=int, default=None,
+                   help="visual attention heads when the checkpoint saved no config (released: 8)")
+    add_output_args(p)
+
+
+def _run_ov_oad(args: argparse.Namespace) -> str:
+    from tcvideo.clip.convert import api
+    from tcvideo.ov_oad import convert as ov_convert
+
+    config, params = ov_convert.convert_to_directory(args.checkpoint, args.clip, args.out, num_heads=args.num_heads,
+                                                     dtype=args.dtype, overwrite=args.overwrite)
+    return (f"converted OV-OAD ({config.feature_dim}-d features, window {config.window}, {config.num_heads} heads, "
+            f"zero-shot CLIP {'on' if config.zero_shot_clip else 'off'}): {api.param_count(params):,} parameters "
+            f"-> {args.out}")
+
+
+add_subcommand("ov-oad", "official OV-OAD .pth (+ the OpenAI CLIP .pt for the zero-shot branch)", _configure_ov_oad,
+               _run_ov_oad, OV_OAD_DESCRIPTION)
+
+
 # ------------------------------------------------------------------------------------------- main
 
 

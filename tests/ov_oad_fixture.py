@@ -16,7 +16,8 @@ def tiny_text() -> CLIPConfig:
 
 def tiny_config(**kw) -> oad.OVOADConfig:
     base = dict(feature_dim=32, window=16, num_neighbour=4, num_heads=4, dntr_layers=2, cluster_layers=1,
-                num_group_tokens=4, group_mlp_hidden=16, out_layers=1, proj_dim=16, proj_hidden=32, text=tiny_text())
+                num_group_tokens=4, group_mlp_hidden=16, out_layers=1, proj_dim=16, proj_hidden=32, text_adapter_dim=8,
+                text=tiny_text())
     base.update(kw)
     return oad.OVOADConfig(**base)
 

@@ -18,11 +18,10 @@ def get_config():
     c.ov_oad.train.features = "/data/ov_oad/anet_features"
     c.ov_oad.train.annotations = "/data/ov_oad/activity_net.v1-3.min.json"
     c.ov_oad.train.annotation_format = "activitynet"
-    c.ov_oad.train.subset = "training"
-    c.ov_oad.eval.targets.thumos14 = eval_target(
-        "files", "/data/ov_oad/thumos_features", "/data/ov_oad/thumos14/annotations_test", "thumos14",
-        thumos14_classes(), "mAP")
-    c.ov_oad.eval.targets.tvseries = eval_target(
-        "files", "/data/ov_oad/tvseries_features", "/data/ov_oad/tvseries/GT-test.txt", "tvseries",
-        tvseries_classes(), "mcAP")
+    c.ov_oad.train.subset = ("training", "validation")  # the released pre-training reads train + val
+    c.ov_oad.eval.targets.thumos14 = _ov_oad_common.thumos14_target(
+        "/data/ov_oad/thumos_features", "/data/ov_oad/thumos14/annotations_test")
+    c.ov_oad.eval.drop_ambiguous_windows = True  # the released THUMOS loader drops windows holding 'Ambiguous'
+    c.ov_oad.eval.targets.tvseries = _ov_oad_common.tvseries_target(
+        "/data/ov_oad/tvseries_features", "/data/ov_oad/tvseries/GT-test.txt")
     return c

@@ -25,11 +25,43 @@ def tvseries_classes() -> tuple:
             "Fire weapon")
 
 
+def thumos14_prompt_names() -> tuple:
+    """The class names the released evaluation writes into its THUMOS'14 prompts (``ThumosImgLoader.CLASSES`` of
+    daebb20 oad/datasets/datasets_utils.py): lower case, words spaced, in the order of ``thumos14_classes``.
+    ("VolleyballSpiking" itself tokenises as 'volley ball spi king'.)"""
+    return ("background", "baseball pitch", "basketball dunk", "billiards", "clean and jerk", "cliff diving",
+            "cricket bowling", "cricket shot", "diving", "frisbee catch", "golf swing", "hammer throw", "high jump",
+            "javelin throw", "long jump", "pole vault", "shotput", "soccer penalty", "tennis swing", "throw discus",
+            "volleyball spiking")
+
+
+def tvseries_prompt_names() -> tuple:
+    """The released TVSeries prompt names (``TVSeriesImgLoader.CLASSES``; 'Background' capitalised as there)."""
+    return ("Background",) + tvseries_classes()[1:]
+
+
 def eval_target(source: str, features: str = "", annotations: str = "", annotation_format: str = "",
-                classes: tuple = (), metric: str = "mAP", subset: str = "") -> ml_collections.ConfigDict:
+                classes: tuple = (), metric: str = "mAP", subset: str = "", prompt_names: tuple = (),
+                zero_shot_pool: str = "") -> ml_collections.ConfigDict:
+    """One evaluation target. ``prompt_names``: the names in the prompts (order of ``classes``); set
+    ``prompt_names_file`` instead to read them one per line from a file. ``zero_shot_pool``: the plain-CLIP
+    prior's pooling ('means': window mean, the released THUMOS eval_type; 'single': last frame, TVSeries)."""
     return ml_collections.ConfigDict(dict(source=source, features=features, annotations=annotations,
                                           annotation_format=annotation_format, classes=classes, metric=metric,
-                                          subset=subset))
+                                          subset=subset, prompt_names=prompt_names, prompt_names_file="",
+                                          zero_shot_pool=zero_shot_pool))
+
+
+def thumos14_target(features: str, annotations: str) -> ml_collections.ConfigDict:
+    """The released THUMOS'14 protocol: official prompt names, CLIP prior averaged over the window, mAP."""
+    return eval_target("files", features, annotations, "thumos14", thumos14_classes(), "mAP",
+                       prompt_names=thumos14_prompt_names(), zero_shot_pool="means")
+
+
+def tvseries_target(features: str, annotations: str) -> ml_collections.ConfigDict:
+    """The released TVSeries protocol: official prompt names, CLIP prior of the last frame, mcAP."""
+    return eval_target("files", features, annotations, "tvseries", tvseries_classes(), "mcAP",
+                       prompt_names=tvseries_prompt_names(), zero_shot_pool="single")
 
 
 def ov_oad_base_config() -> ml_collections.ConfigDict:
@@ -38,7 +70,9 @@ def ov_oad_base_config() -> ml_collections.ConfigDict:
     c.task = "ov_oad"
     c.ov_oad = default_ov_oad_config()
     c.batch_size = 256
-    c.per_device_batch_size = 32
+    # The whole global batch in one step on any device count (released: 32 per GPU x 8 GPUs, no accumulation),
+    # so that the contrastive losses see all 256 windows' captions as negatives (config.ov_oad.negatives).
+    c.per_device_batch_size = 256
     c.epochs = 30
     c.warmup_epochs = 2
     c.lr = 6.4e-5 * c.batch_size / 4096

@@ -17,7 +17,10 @@ def get_config():
     o.model = ml_collections.ConfigDict(dict(
         feature_dim=32, window=16, num_neighbour=4, num_heads=4, dntr_layers=2, cluster_layers=1,
         num_group_tokens=4, group_mlp_hidden=32, out_layers=1, proj_dim=32, proj_hidden=64, dropout=0.0,
-        drop_path=0.0, zero_shot_clip=False, score_fusion="released"))
+        drop_path=0.0, zero_shot_clip=False, score_fusion="released", text_adapter_dim=8))
+    o.require_clip = False  # the demo trains its tiny text tower from random weights
+    o.eval.full_windows_only = False  # the demo scores every frame (the released loaders skip the first W - 1
+    o.eval.drop_last_frames = 0  # and the last 8 frames of each video)
     o.text = "tiny"
     o.text_overrides = ml_collections.ConfigDict(dict(text_width=32, text_layers=1, text_heads=2, embed_dim=32))
     o.context_length = 12

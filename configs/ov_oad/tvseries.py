@@ -9,7 +9,6 @@ def get_config():
     c = ov_oad_base_config()
     c.name = "ov_oad_tvseries"
     c.ov_oad.train.source = "synthetic"  # eval only
-    c.ov_oad.eval.targets.tvseries = eval_target(
-        "files", "/data/ov_oad/tvseries_features", "/data/ov_oad/tvseries/GT-test.txt", "tvseries",
-        tvseries_classes(), "mcAP")
+    c.ov_oad.eval.targets.tvseries = _ov_oad_common.tvseries_target(
+        "/data/ov_oad/tvseries_features", "/data/ov_oad/tvseries/GT-test.txt")
     return c

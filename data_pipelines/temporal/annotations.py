@@ -31,7 +31,7 @@ from data_pipelines.temporal.video import Segment
 FORMATS = ("thumos14", "tvseries", "activitynet", "captions")
 
 
-def load_segments(path: str, fmt: str, *, subset: Optional[str] = None,
+def load_segments(path: str, fmt: str, *, subset=None,
                   class_names: Optional[Sequence[str]] = None) -> dict[str, list[Segment]]:
     if fmt not in FORMATS:
         raise ValueError(f"annotation format {fmt!r} not in {FORMATS}")
@@ -136,11 +136,13 @@ def activitynet_videos(path: str) -> dict[str, dict]:
     return out
 
 
-def parse_activitynet(path: str, subset: Optional[str] = None) -> dict[str, list[Segment]]:
+def parse_activitynet(path: str, subset=None) -> dict[str, list[Segment]]:
+    """``subset``: one name or several (the released OV-OAD pre-training reads ('training', 'validation'))."""
     db = _activitynet_database(path)
     out: dict[str, list[Segment]] = {}
+    keep = (subset,) if isinstance(subset, str) else tuple(subset or ())
     for vid, entry in db.items():
-        if subset and entry.get("subset") != subset:
+        if keep and entry.get("subset") not in keep:
             continue
         segs = []
         for i, a in enumerate(entry.get("annotations", [])):

@@ -116,7 +116,9 @@ class OnlineDetector:
 
     def __init__(self, config: OVOADConfig, params: Any, class_names: Sequence[str], *, context_length: int = 77,
                  prompt: str = EVAL_PROMPT, frame_encoder: Optional[Any] = None, dtype: Any = jnp.float32):
-        self.config, self.params, self.dtype = config, params, dtype
+        # Params go to the device once: host (numpy) params would be copied over on every push.
+        self.config, self.dtype = config, dtype
+        self.params = jax.tree_util.tree_map(jnp.asarray, params)
         self.context_length, self.prompt = context_length, prompt
         self.frame_encoder = frame_encoder
         self.buffer = np.zeros((config.window, config.feature_dim), np.float32)  # ring buffer

@@ -12,6 +12,7 @@ background-mask dice loss (beta = 1).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from typing import Iterator, Optional, Sequence
@@ -44,14 +45,22 @@ def default_ov_oad_config() -> ml_collections.ConfigDict:
     c.num_extra_captions = 2
     c.exclude_last = 8
     c.loss = ml_collections.ConfigDict(dict(match=1.0, multi_label=1.0, current=0.1, mask=1.0))
-    c.mask_num = 0  # dice loss divisor; 0 = the window length (32 in the released config)
+    # The released dice term is sum over a GPU's windows / W, averaged over GPUs by DDP: per window it weighs
+    # (per-GPU batch) / W. tcvideo's loss sees the global batch, so it divides the sum by
+    # W * batch / dice_per_device_batch (released: 32 per GPU, W = 32: the mean over windows). 0: sum / W.
+    c.dice_per_device_batch = 32
+    # Contrastive negatives: 'global_batch' (released: every caption of the global batch, gathered over the
+    # GPUs) refuses a config whose gradient accumulation would split the batch; 'micro_batch' accepts that
+    # each loss sees batch_size / accumulation windows.
+    c.negatives = "global_batch"
+    c.require_clip = True  # the released recipe starts the text tower / saliency projector from CLIP (init_clip)
 
     c.train = ml_collections.ConfigDict()
     c.train.source = "synthetic"  # synthetic | files
     c.train.features = ""  # files: directory of per-video feature files (or a TFDS dataset dir)
     c.train.annotations = ""  # files: annotation / caption file
     c.train.annotation_format = "activitynet"  # activitynet | captions | thumos14 | tvseries
-    c.train.subset = "training"  # ActivityNet subset
+    c.train.subset = ("training", "validation")  # ActivityNet subset(s): the released pre-training reads both
 
     c.synthetic = ml_collections.ConfigDict()
     c.synthetic.classes = ("jumping", "running", "swimming", "cooking")
@@ -65,8 +74,14 @@ def default_ov_oad_config() -> ml_collections.ConfigDict:
     c.eval.prompt = "A photo of action {}."
     c.eval.batch_size = 64  # windows per scoring call
     c.eval.drop_ambiguous_windows = False  # released THUMOS protocol drops them; standard OAD does not
+    # The released loaders score frame t only when frames t-W+1..t exist (a full window) and t < T - 8
+    # (their window range ends at T - dec_steps): frames outside are left out of the metric.
+    c.eval.full_windows_only = True
+    c.eval.drop_last_frames = 8  # dec_steps of the released loaders; 0 scores to the last frame
     # name -> ConfigDict(source=synthetic|files, features=, annotations=, annotation_format=, classes=(...),
-    # subset=, metric=mAP|mcAP). Empty: the synthetic test split.
+    # prompt_names=(...) or prompt_names_file= (the class names written into the prompts, in the order of
+    # `classes`; default: `classes`), zero_shot_pool= means|single ('' = the model's), subset=,
+    # metric=mAP|mcAP). Empty: the synthetic test split.
     c.eval.targets = ml_collections.ConfigDict()
     c.eval.max_videos = 0  # > 0: only the first N videos of each target (quick in-training evals)
     return c
@@ -92,16 +107,21 @@ def ov_oad_model_config(config) -> oad.OVOADConfig:
 
 # ----------------------------------------------------------------------------- losses
 
+def _f(x: jax.Array) -> jax.Array:
+    """Loss arithmetic in >= float32 (float64 stays float64 for the parity tests)."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
 def _ce(logits: jax.Array, targets: jax.Array) -> jax.Array:
     """Mean over rows of -sum(targets * log_softmax(logits))."""
-    return -(targets * jax.nn.log_softmax(logits.astype(jnp.float32), -1)).sum(-1).mean()
+    return -(targets * jax.nn.log_softmax(_f(logits), -1)).sum(-1).mean()
 
 
 def contrastive_loss(a: jax.Array, b: jax.Array, scale: jax.Array) -> jax.Array:
     """Symmetric InfoNCE between rows of a [B, E] and b [B, E] (L2-normalised inside); pairs on the diagonal."""
-    a, b = oad.l2n(a.astype(jnp.float32)), oad.l2n(b.astype(jnp.float32))
+    a, b = oad.l2n(_f(a)), oad.l2n(_f(b))
     logits = scale * a @ b.T
-    eye = jnp.eye(a.shape[0], dtype=jnp.float32)
+    eye = jnp.eye(a.shape[0], dtype=logits.dtype)
     return 0.5 * (_ce(logits, eye) + _ce(logits.T, eye))
 
 
@@ -109,25 +129,27 @@ def multi_label_loss(video: jax.Array, texts: jax.Array, scale: jax.Array) -> ja
     """video [B, E] against texts [B, M, E] (caption m of video b). Video -> all B*M texts with soft targets
     1/M on its own M captions; each text -> the B videos with a one-hot target; mean of the two."""
     b, m, _ = texts.shape
-    v = oad.l2n(video.astype(jnp.float32))
-    t = oad.l2n(texts.astype(jnp.float32)).reshape(b * m, -1)
+    v = oad.l2n(_f(video))
+    t = oad.l2n(_f(texts)).reshape(b * m, -1)
     logits = scale * v @ t.T  # [B, B*M]
-    own = jnp.repeat(jnp.eye(b, dtype=jnp.float32), m, axis=1)  # [B, B*M]
+    own = jnp.repeat(jnp.eye(b, dtype=logits.dtype), m, axis=1)  # [B, B*M]
     return 0.5 * (_ce(logits, own / m) + _ce(logits.T, own.T))
 
 
 def dice_loss(pred: jax.Array, target: jax.Array, num_masks: float) -> jax.Array:
     """sum_b [1 - (2 sum_w p t + 1) / (sum_w p + sum_w t + 1)] / num_masks. pred, target [B, W] in [0, 1]."""
-    p, t = pred.astype(jnp.float32), target.astype(jnp.float32)
+    p = _f(pred)
+    t = target.astype(p.dtype)
     per = 1.0 - (2.0 * (p * t).sum(-1) + 1.0) / (p.sum(-1) + t.sum(-1) + 1.0)
     return per.sum() / num_masks
 
 
-def _forward(mdl: oad.OVOAD, feats, caption_ids, current_ids):
-    """Everything the losses need, in one apply (training mode: dropout, drop-path, Gumbel noise)."""
-    out = mdl.encode_video(feats, deterministic=False)
+def _forward(mdl: oad.OVOAD, feats, caption_ids, current_ids, deterministic=False, gumbel=None, gumbel_noise=None):
+    """Everything the losses need, in one apply (training: dropout, drop-path, Gumbel noise)."""
+    out = mdl.encode_video(feats, deterministic=deterministic, gumbel=gumbel, gumbel_noise=gumbel_noise)
     b, m1, length = caption_ids.shape
-    txt = mdl.encode_text(jnp.concatenate([caption_ids.reshape(b * m1, length), current_ids], axis=0))
+    txt = mdl.encode_text(jnp.concatenate([caption_ids.reshape(b * m1, length), current_ids], axis=0),
+                          deterministic=deterministic)
     cap = mdl.project_text(txt[:b * m1]).reshape(b, m1, -1)
     res = {"video": mdl.project_video(out["video"]), "captions": cap, "saliency": mdl.saliency(out["enc_feat"]),
            "current_text": txt[b * m1:], "q": out["q"], "k": out["k"], "scale": mdl.scale(),
@@ -138,15 +160,18 @@ def _forward(mdl: oad.OVOAD, feats, caption_ids, current_ids):
 
 
 def ov_oad_losses(model: oad.OVOAD, params, batch: dict, rng: jax.Array, weights, num_masks: float,
-                  dtype=jnp.float32) -> tuple[jax.Array, dict]:
+                  dtype=jnp.float32, *, deterministic: bool = False, gumbel: Optional[bool] = None,
+                  gumbel_noise: Optional[jax.Array] = None) -> tuple[jax.Array, dict]:
     """-> (weighted total, {each loss}). batch: features [B, W, D], caption_ids [B, 1+M, L],
-    current_ids [B, L], caption_mask [B, W]."""
+    current_ids [B, L], caption_mask [B, W]. ``deterministic`` turns dropout / drop-path off; ``gumbel``
+    (default: not deterministic) and ``gumbel_noise`` [B, G', W] set the assignment (see encode_video)."""
     r_drop, r_gumbel = jax.random.split(rng)
     o = nn.apply(_forward, model)({"params": params}, batch["features"].astype(dtype), batch["caption_ids"],
-                                  batch["current_ids"], rngs={"dropout": r_drop, "gumbel": r_gumbel})
+                                  batch["current_ids"], deterministic, gumbel, gumbel_noise,
+                                  rngs={"dropout": r_drop, "gumbel": r_gumbel})
     losses = {"match": contrastive_loss(o["video"], o["captions"][:, 0], o["scale"])}
     losses["multi_label"] = (multi_label_loss(o["video"], o["captions"][:, 1:], o["ml_scale"])
-                             if o["captions"].shape[1] > 1 else jnp.float32(0.0))
+                             if o["captions"].shape[1] > 1 else jnp.zeros((), losses["match"].dtype))
     losses["current"] = contrastive_loss(o["saliency"], o["current_text"], o["scale"])
     pred = o["mask_pred"] if "mask_pred" in o else oad.mask_prediction(o["q"], o["k"])
     losses["mask"] = dice_loss(pred, batch["caption_mask"], num_masks)
@@ -235,10 +260,28 @@ class OVOADTask(Task):
                 _check_files(f"config.ov_oad.eval.targets.{name}", t)
             if t.source not in DATA_SOURCES:
                 raise ConfigError(f"config.ov_oad.eval.targets.{name}.source: {t.source!r} not in {DATA_SOURCES}")
+            if t.get("zero_shot_pool", "") not in ("", *oad.ZERO_SHOT_POOLS):
+                raise ConfigError(f"config.ov_oad.eval.targets.{name}.zero_shot_pool: {t.zero_shot_pool!r} not in "
+                                  f"{oad.ZERO_SHOT_POOLS}")
+            classes = list(t.get("classes", ())) or [None] * (1 + len(o.synthetic.classes))
+            prompt_names(f"config.ov_oad.eval.targets.{name}", t, classes)  # a bad file fails before any compute
             if t.get("metric", "mAP") not in ("mAP", "mcAP"):
                 raise ConfigError(f"config.ov_oad.eval.targets.{name}.metric: {t.metric!r} not in ('mAP', 'mcAP')")
+        if o.negatives not in ("global_batch", "micro_batch"):
+            raise ConfigError(f"config.ov_oad.negatives: {o.negatives!r} not in ('global_batch', 'micro_batch')")
+        accum = accumulation_steps(config, jax.device_count())
+        if accum > 1 and o.negatives == "global_batch":
+            raise ConfigError(
+                f"config.per_device_batch_size: batch_size {config.batch_size} on {jax.device_count()} device(s) with "
+                f"per_device_batch_size {config.per_device_batch_size} (grad_accum_steps {config.grad_accum_steps}) "
+                f"accumulates over {accum} micro-batches, so each contrastive loss would see {config.batch_size // accum} "
+                "negatives instead of the global batch; raise per_device_batch_size (OV-OAD is small) or set "
+                "config.ov_oad.negatives = 'micro_batch' to accept it")
+        if o.require_clip and not (config.init_clip or config.init_checkpoint):
+            raise ConfigError("config.init_clip: the released recipe starts OV-OAD's text tower, saliency projector "
+                              "and zero-shot branch from CLIP ViT-B/16; name the CLIP model directory / .pt here "
+                              "(or set config.ov_oad.require_clip = False to train them from random weights)")
         self.model = oad.OVOAD(self.mc, dtype=self.compute_dtype)
-        self.num_masks = float(o.mask_num or self.mc.window)
         self._sampler = None
         self._default_mesh: Optional[Mesh] = None  # evaluate() without a mesh: all devices (see _on_mesh)
         self._replicated: Optional[NamedSharding] = None
@@ -284,9 +327,14 @@ class OVOADTask(Task):
                 ("(^|/)(bias|scale|in_proj_bias)$", "no_decay"), ("^(logit_scale|multi_label_logit_scale)$", "no_decay"))
 
     # -- loss
+    def dice_divisor(self, rows: int) -> float:
+        """The dice loss divisor for a loss over ``rows`` windows (see config.ov_oad.dice_per_device_batch)."""
+        per_device = self.config.ov_oad.dice_per_device_batch
+        return float(self.mc.window * (rows / per_device if per_device else 1))
+
     def loss(self, params, batch, rng):
-        return ov_oad_losses(self.model, params, batch, rng, dict(self.config.ov_oad.loss), self.num_masks,
-                             self.compute_dtype)
+        return ov_oad_losses(self.model, params, batch, rng, dict(self.config.ov_oad.loss),
+                             self.dice_divisor(batch["features"].shape[0]), self.compute_dtype)
 
     # -- evaluation
     def _targets(self) -> dict:
@@ -328,16 +376,21 @@ class OVOADTask(Task):
             functools.partial(oad_stream.class_vocabulary, self.model), in_shardings=(params_sharding, rep),
             out_shardings=rep))
 
-    def _score_step(self, mesh: Mesh, params_sharding):
+    def _score_step(self, mesh: Mesh, params_sharding, pool: Optional[str] = None):
         """Jitted (params, vocab, windows [B, W, D], mask [B]) -> last-frame scores [B, C] sharded over
-        'data' (NaN on padding rows, so that one taken for a frame cannot pass unnoticed)."""
+        'data' (NaN on padding rows, so that one taken for a frame cannot pass unnoticed). ``pool``: the
+        plain-CLIP prior's pooling when it differs from the model config's (one compilation per pool)."""
         rep, data_sh = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
+        pool = pool or self.mc.zero_shot_pool
+        model = self.model if pool == self.mc.zero_shot_pool else oad.OVOAD(
+            dataclasses.replace(self.mc, zero_shot_pool=pool), dtype=self.compute_dtype)
 
         def step(params, vocab, windows, mask):
-            s = oad_stream.window_scores(self.model, params, windows, vocab)
+            s = oad_stream.window_scores(model, params, windows, vocab)
             return jnp.where(mask[:, None], s, jnp.nan)
 
-        return self.jit_once("ov_oad_scores", mesh, params_sharding, lambda: jax.jit(
+        name = "ov_oad_scores" if pool == self.mc.zero_shot_pool else f"ov_oad_scores_{pool}"
+        return self.jit_once(name, mesh, params_sharding, lambda: jax.jit(
             step, in_shardings=(params_sharding, rep, data_sh, data_sh), out_shardings=data_sh))
 
     def eval_step_compilations(self) -> int:
@@ -350,15 +403,15 @@ class OVOADTask(Task):
         ids = oad_stream.tokenize_classes(classes, o.context_length, o.eval.prompt)
         return self._vocabulary_fn(mesh, params_sharding)(params, replicated_value(ids, NamedSharding(mesh, P())))
 
-    def score_frames(self, params, params_sharding, mesh: Mesh, features: Sequence[np.ndarray], vocab: dict
-                     ) -> np.ndarray:
+    def score_frames(self, params, params_sharding, mesh: Mesh, features: Sequence[np.ndarray], vocab: dict,
+                     pool: Optional[str] = None) -> np.ndarray:
         """Per-frame scores [sum_v T_v, C] of videos ``features`` ([T_v, D] each), frame t of a video scored
         from its frames <= t (``score_video``'s function), on every process.
 
         The windows go through the mesh in global batches of ``eval_batch_size`` sharded over 'data'; each
         process builds only its rows (``core.sharding.process_share``) and the scores meet only here, for the metric."""
         windows = oad_stream.VideoWindows(features, self.mc.window, self.mc.feature_dim)
-        step = self._score_step(mesh, params_sharding)
+        step = self._score_step(mesh, params_sharding, pool)
         data_sh = NamedSharding(mesh, P("data"))
         pc, pi = jax.process_count(), jax.process_index()
         local_batch = self.eval_batch_size(mesh) // pc
@@ -388,14 +441,18 @@ class OVOADTask(Task):
                                  class_names=classes)
             if o.eval.max_videos:
                 videos = videos[:o.eval.max_videos]
-            vocab = self.class_vocabulary(params, params_sharding, mesh, classes)
-            s = self.score_frames(params, params_sharding, mesh, [v.features for v in videos], vocab)
+            prompts = prompt_names(f"config.ov_oad.eval.targets.{name}", t, classes)
+            vocab = self.class_vocabulary(params, params_sharding, mesh, prompts)
+            s = self.score_frames(params, params_sharding, mesh, [v.features for v in videos], vocab,
+                                  t.get("zero_shot_pool", "") or None)
             labels, keep = [], []
             for v in videos:
                 lab, amb = frame_labels(v, classes)
                 labels.append(lab)
-                keep.append(oad_metrics.ambiguous_window_mask(amb, self.mc.window) if o.eval.drop_ambiguous_windows
-                            else np.ones(len(lab), bool))
+                k = scored_frames(len(lab), self.mc.window, o.eval.full_windows_only, o.eval.drop_last_frames)
+                if o.eval.drop_ambiguous_windows:
+                    k &= oad_metrics.ambiguous_window_mask(amb, self.mc.window)
+                keep.append(k)
             y, k = np.concatenate(labels), np.concatenate(keep)
             m = oad_metrics.per_frame_map(s, y, class_names=classes, valid=k)
             c = oad_metrics.per_frame_map(s, y, class_names=classes, valid=k, calibrated=True)
@@ -409,6 +466,40 @@ class OVOADTask(Task):
         for name, r in out["results"].items():
             lines.append(f"{name:<24}{r['videos']:>8}{r['frames']:>9}{r['mAP']:>8.2f}{r['mcAP']:>8.2f}")
         return "\n".join(lines)
+
+
+def accumulation_steps(config, num_devices: int) -> int:
+    """Micro-batches per step, as the trainer computes them (tcvideo/core/train.py)."""
+    return int(config.grad_accum_steps or max(1, config.batch_size // (config.per_device_batch_size * num_devices)))
+
+
+def prompt_names(prefix: str, target, classes: Sequence[str]) -> list[str]:
+    """The class names written into the eval prompts, in the order of ``classes``: the lines of
+    ``target.prompt_names_file``, else ``target.prompt_names``, else ``classes`` themselves. ConfigError
+    naming the field when the file is missing or the count differs."""
+    path = target.get("prompt_names_file", "")
+    if path:
+        if not os.path.isfile(path):
+            raise ConfigError(f"{prefix}.prompt_names_file: no such file {path!r}")
+        with open(path) as f:
+            names, field = [line.strip() for line in f if line.strip()], "prompt_names_file"
+    else:
+        names, field = list(target.get("prompt_names", ())), "prompt_names"
+    if not names:
+        return list(classes)
+    if len(names) != len(classes):
+        raise ConfigError(f"{prefix}.{field}: {len(names)} names for {len(classes)} classes")
+    return names
+
+
+def scored_frames(num_frames: int, window: int, full_windows_only: bool, drop_last: int) -> np.ndarray:
+    """[T] bool: the frames the released evaluation scores, frames t with t >= window - 1 (a full window of
+    real frames) when ``full_windows_only``, and t < T - drop_last."""
+    t = np.arange(num_frames)
+    keep = t < num_frames - drop_last
+    if full_windows_only:
+        keep &= t >= window - 1
+    return keep
 
 
 def clip_initialised(params: dict, mc: oad.OVOADConfig, path: str) -> dict:

@@ -13,6 +13,8 @@ def test_streaming_equals_offline_and_vocabulary_swaps():
     cfg, p = tiny_config(), tiny_params()
     feats = np.asarray(jax.random.normal(jax.random.PRNGKey(0), (21, 32)))  # > window: the ring buffer wraps
     det = oad_stream.OnlineDetector(cfg, p, CLASSES, context_length=CONTEXT)
+    leaves = jax.tree_util.tree_leaves(det.params)
+    assert leaves and all(isinstance(x, jax.Array) for x in leaves)  # on the device once, not per push
     streamed = np.stack([det.push(f) for f in feats])
     voc = oad_stream.vocabulary(cfg, p, CLASSES, context_length=CONTEXT)
     offline = oad_stream.score_video(cfg, p, feats, voc, batch_size=8)
