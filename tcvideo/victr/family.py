@@ -15,6 +15,7 @@ from tcvideo.classification.config import check_input_size, clip_config
 from tcvideo.classification.task import ModelFamily, register_model_family
 from tcvideo.clip.loader import load_clip
 from tcvideo.core.config import ConfigError
+from tcvideo.victr.model import HEAD_PARAMS
 
 
 def victr_config_defaults() -> ml_collections.ConfigDict:
@@ -26,7 +27,10 @@ def victr_config_defaults() -> ml_collections.ConfigDict:
         use_aux_text=True,           # ablation: False ignores aux_prompts
         attention="divided",         # divided | joint
         reweight=True,               # affinity re-weighting in the head
-        affinity="shifted_cosine",   # shifted_cosine | softmax
+        affinity="softmax",          # softmax | shifted_cosine
+        affinity_scale="learned",    # learned | clip (softmax temperature)
+        identity_init=True,          # head starts as the identity: logits at step 0 = CLIP's zero-shot
+        final_norm="none",           # none | layernorm (one LayerNorm on visual and text tokens)
         visual_embedding="victr",    # victr | clip
         text_embedding="victr",      # victr | clip
         classifier="affinity",       # affinity | visual | text
@@ -80,7 +84,8 @@ def build(mc, dtype, remat: bool = False):
 
 
 def initial_params(config, mc) -> dict:
-    """Numpy VicTR params: CLIP towers from ``config.init_clip`` (head random), or all random."""
+    """Numpy VicTR params: CLIP towers from ``config.init_clip`` (head from ``init_params``: the identity
+    by default), or all random."""
     from tcvideo.victr import model as victr_lib
     rng = jax.random.PRNGKey(config.seed)
     if config.init_clip:
@@ -96,8 +101,9 @@ def initial_params(config, mc) -> dict:
     return jax.tree_util.tree_map(np.asarray, p)
 
 
-# CLIP's token embedding stays frozen, as in the TC-CLIP recipe VicTR's configs borrow.
-PARAM_RULES = (("^text/token_embedding", "frozen"),)
+# CLIP's token embedding stays frozen, as in the TC-CLIP recipe VicTR's configs borrow. The video head
+# (layers, time embedding, affinity temperature, aux gate, ...) trains at config.lr_mults.head x lr.
+PARAM_RULES = (("^text/token_embedding", "frozen"), (HEAD_PARAMS, "head"))
 
 FAMILY = ModelFamily(model_config, build, initial_params, PARAM_RULES)
 register_model_family("victr", FAMILY)
