@@ -2,6 +2,7 @@
 terminal): TC-CLIP and the frame-mean baseline ViFi-CLIP on 'steady colour' / 'colour change', side by side.
 Every test below reads the same run (plus one `-v` evaluation of its TC-CLIP). Slow: the demo's full schedule
 for both models, ~135 CPU-seconds (measured; wall time depends on what else runs).
+"""
 import json
 import os
 import re
