@@ -3,8 +3,6 @@ one-line tracebacks, the parameter summary and the curves PNG. Each test takes w
 import io
 import json
 import logging
-import os
-import sys
 
 import numpy as np
 import pytest

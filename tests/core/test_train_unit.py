@@ -1,6 +1,5 @@
 """In-process trainer checks on a tiny model: gradient accumulation, float16 loss scaling, NaN guard,
 optimizer partition (frozen token embedding, 10x prompt lr), schedule, WiSE-FT semantics."""
-import os
 
 import jax
 import jax.numpy as jnp

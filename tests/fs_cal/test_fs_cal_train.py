@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 import train_fixtures as tf_
 from tcvideo.core import train

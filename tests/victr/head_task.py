@@ -14,7 +14,6 @@ few-shot recipe's schedule.
 """
 from __future__ import annotations
 
-import functools
 import re
 import sys
 import time
