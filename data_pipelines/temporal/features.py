@@ -19,11 +19,13 @@ import functools
 import glob
 import os
 import pickle
+import zipfile
 from typing import Callable, Iterable, Optional
 
 import numpy as np
 
 from data_pipelines.temporal.video import FPS, OADVideo, Segment
+from tcvideo.core.config import InputError, library_reason
 
 FILE_EXTS = (".pkl", ".pickle", ".npz", ".npy")
 # The order ``find_feature_file`` tries: memory-mappable .npy first.
@@ -47,16 +49,24 @@ def find_feature_file(directory: str, video: str) -> Optional[str]:
 
 
 def _read_raw(path: str, mmap: bool) -> object:
-    """A file's contents: a .pkl's object, a .npz's {key: array}, a .npy's {'rgb': array}."""
+    """A file's contents: a .pkl's object, a .npz's {key: array}, a .npy's {'rgb': array}. InputError naming
+    the file when it is gone or cannot be decoded (a run never skips a video: that would shift its data)."""
+    if not path.endswith(FILE_EXTS):
+        raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")
+    try:
+        return _load(path, mmap)
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise InputError(f"input file {path} cannot be read: {library_reason(e)}") from e
+
+
+def _load(path: str, mmap: bool) -> object:
     if path.endswith((".pkl", ".pickle")):
         with open(path, "rb") as f:
             return pickle.load(f)
     if path.endswith(".npz"):
         with np.load(path, allow_pickle=True) as z:  # released .npz files keep captions as an object array
             return {k: z[k] for k in z.files}
-    if path.endswith(".npy"):
-        return {"rgb": np.load(path, mmap_mode="r" if mmap else None)}
-    raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")
+    return {"rgb": np.load(path, mmap_mode="r" if mmap else None)}  # .npy
 
 
 def read_feature_file(path: str, *, mmap: bool = False) -> dict:
