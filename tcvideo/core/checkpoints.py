@@ -98,7 +98,7 @@ def _local_manager(ckdir: str):
     import orbax.checkpoint as ocp
     me = jax.process_index()
     opts = ocp.CheckpointManagerOptions(
-        create=False, read_only=True,
+        create=False,
         multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}))
     return ocp.CheckpointManager(ckdir, item_handlers=ocp.StandardCheckpointHandler(), options=opts)
 
@@ -196,10 +196,14 @@ def load_checkpoint_params(workdir: str, step: Optional[int] = None, which: str 
             raise FileNotFoundError(f"no checkpoint in {path}")
         # Restore onto this host's first CPU device, whatever the saving run's device count (a pod's
         # checkpoint loads on a laptop): orbax needs a target tree for a different topology.
-        meta = mgr.item_metadata(step)
-        cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
-        target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
-                                        getattr(meta, "tree", meta))
-        restored = mgr.restore(step, args=ocp.args.StandardRestore(target))
+        try:
+            meta = mgr.item_metadata(step)
+            cpu = jax.sharding.SingleDeviceSharding(jax.local_devices(backend="cpu")[0])
+            target = jax.tree_util.tree_map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=cpu),
+                                            getattr(meta, "tree", meta))
+            restored = mgr.restore(step, args=ocp.args.StandardRestore(target))
+        except Exception as e:  # noqa: BLE001 - one line, not TensorStore's pages
+            raise RunError(f"checkpoint step {step} ({os.path.join(path, str(step))}) cannot be restored: "
+                           f"{library_reason(e)}") from e
     tree = restored["params"] if which == "checkpoints" else restored
     return jax.tree_util.tree_map(np.asarray, tree)

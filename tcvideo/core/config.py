@@ -36,9 +36,10 @@ class InputError(RunError):
     skipped, since skipping would shift the data order that exact resume depends on."""
 
 
-def library_reason(e: BaseException, limit: int = 300) -> str:
+def library_reason(e: BaseException, limit: int = 400) -> str:
     """The innermost cause of a library exception as one short line ("ValueError: FAILED_PRECONDITION:
-    ... Data corruption detected"): orbax / TensorStore wrap the real reason in pages of specs."""
+    ... Data corruption detected"): orbax / TensorStore wrap the real reason in pages of specs. A longer
+    one keeps its head (what failed) and its tail (why)."""
     chain, seen = [], set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
@@ -47,7 +48,8 @@ def library_reason(e: BaseException, limit: int = 300) -> str:
     for x in reversed(chain):
         text = str(x).strip()
         if text:
-            return f"{type(x).__name__}: {' '.join(text.split())}"[:limit]
+            line = f"{type(x).__name__}: {' '.join(text.split())}"
+            return line if len(line) <= limit else line[:limit // 2 - 3] + " ... " + line[-(limit // 2 - 2):]
     return type(chain[-1]).__name__
 
 

@@ -248,6 +248,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     if changed:
         logging.warning("restarting %s with changed settings that leave the train state alone: %s", workdir,
                         "; ".join(changed))
+    if jax.process_count() > 1:  # every process has read config.json before process 0 rewrites it
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices("tcvideo:restart_config_checked")
     os.makedirs(workdir, exist_ok=True)
     is_main = jax.process_index() == 0
     if is_main:
