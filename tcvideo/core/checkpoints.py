@@ -39,7 +39,7 @@ def _managers(workdir: str, config, create: bool = True):
     return latest, best
 
 
-# ----------------------------------------------------------------------------- one-line reasons
+# ----------------------------------------------------------------------------- steps
 
 def finalized_steps(ckdir: str) -> list[int]:
     """Steps of the complete checkpoints in ``ckdir`` (orbax names one ``<step>`` once it is finalized)."""
@@ -93,8 +93,8 @@ def finish_saves(mgr) -> None:
 # ----------------------------------------------------------------------------- restore
 
 def _local_manager(ckdir: str):
-    """A read-only manager of this process alone: its restores have no cross-process barrier, so one
-    process failing to read does not leave the others waiting in orbax."""
+    """A manager of this process alone, used only to restore: its restores have no cross-process barrier,
+    so one process failing to read does not leave the others waiting in orbax."""
     import orbax.checkpoint as ocp
     me = jax.process_index()
     opts = ocp.CheckpointManagerOptions(
