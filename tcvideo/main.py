@@ -74,6 +74,9 @@ def main(argv) -> None:
     except train.ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except train.RunError as e:  # a fault met while running: one line, what was kept is in the message
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
     except Exception as e:  # noqa: BLE001 - one line on screen, the traceback in workdir/log.txt
         console.report_exception(e)
         sys.exit(1)

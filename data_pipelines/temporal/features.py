@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import glob
 import os
+import pickle
 import zipfile
 from typing import Callable, Iterable, Optional
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from tcvideo.core import safe_pickle
 from data_pipelines.temporal.video import FPS, OADVideo, Segment
+from tcvideo.core.config import InputError, library_reason
 
 FILE_EXTS = (".pkl", ".pickle", ".npz", ".npy")
 # The order ``find_feature_file`` tries: memory-mappable .npy first.
@@ -67,14 +69,24 @@ def _read_npz(path: str) -> dict:
 
 
 def _read_raw(path: str, mmap: bool) -> object:
-    """A file's contents: a .pkl's object, a .npz's {key: array}, a .npy's {'rgb': array}."""
+    """A file's contents: a .pkl's object, a .npz's {key: array}, a .npy's {'rgb': array}. InputError naming
+    the file when it is gone or cannot be decoded (a run never skips a video: that would shift its data)."""
+    if not path.endswith(FILE_EXTS):
+        raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")
+    try:
+        return _load(path, mmap)
+    except safe_pickle.UnsafePickleError:  # a refused file is not a read fault: its own message names it
+        raise
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as e:
+        raise InputError(f"input file {path} cannot be read: {library_reason(e)}") from e
+
+
+def _load(path: str, mmap: bool) -> object:
     if path.endswith((".pkl", ".pickle")):
         return safe_pickle.load_file(path)
     if path.endswith(".npz"):
         return _read_npz(path)
-    if path.endswith(".npy"):
-        return {"rgb": np.load(path, mmap_mode="r" if mmap else None)}
-    raise ValueError(f"{path}: unknown feature file type (expected one of {FILE_EXTS})")
+    return {"rgb": np.load(path, mmap_mode="r" if mmap else None)}  # .npy
 
 
 def read_feature_file(path: str, *, mmap: bool = False) -> dict:

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from data_pipelines.video import augment, get_dataset, sampling, splits
 from data_pipelines.video.annotations import prettify_class_name
+from tcvideo.core.config import InputError
 from tcvideo.core.sharding import process_share
 
 
@@ -101,6 +102,34 @@ def dataset_info(config) -> dict:
     return out
 
 
+def _reraising_input_errors(gen):
+    """(generator function that records the InputError it raises, wrapper of the dataset's numpy iterator)
+    : tf.data turns an exception of the generator into a tf error holding pages of traceback; the wrapper
+    raises the recorded InputError (one line naming the file) in its place, at the same batch."""
+    failed: list = []
+
+    def recording():
+        try:
+            yield from gen()
+        except InputError as e:
+            failed.append(e)
+            raise
+
+    def numpy_batches(it):
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except Exception:  # noqa: BLE001
+                if failed:
+                    raise failed[0] from None
+                raise
+            yield batch
+
+    return recording, numpy_batches
+
+
 def _decode(frames, is_jpeg: bool, count: int):
     if not is_jpeg:
         return frames
@@ -146,6 +175,7 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, global_batch_size:
                 yield p, src.get_frames(i, frame_idx), label
             step += 1
 
+    gen, numpy_batches = _reraising_input_errors(gen)
     frames_spec = (tf.TensorSpec([t], tf.string) if src.is_jpeg else tf.TensorSpec([t, None, None, 3], tf.uint8))
     ds = tf.data.Dataset.from_generator(gen, output_signature=(
         tf.TensorSpec([], tf.int64), frames_spec, tf.TensorSpec([], tf.int32)))
@@ -174,7 +204,7 @@ def make_train_iterator(config: ml_collections.ConfigDict, *, global_batch_size:
     ds = ds.batch(g, drop_remainder=True).map(per_group, num_parallel_calls=2, deterministic=True)
     ds = ds.batch(b // g, drop_remainder=True).map(merge)
     ds = ds.prefetch(config.prefetch)
-    return ds.as_numpy_iterator()
+    return numpy_batches(ds.as_numpy_iterator())
 
 
 _PERM_CACHE: dict = {}
@@ -217,6 +247,7 @@ def make_eval_iterator(config, *, split: str, batch_size: int, num_clips: int = 
             label = int(labels[q if valid else 0])
             yield src.get_frames(i, fi.reshape(-1)), label, bool(valid)
 
+    gen, numpy_batches = _reraising_input_errors(gen)
     v = num_clips * num_crops
     frames_spec = (tf.TensorSpec([num_clips * t], tf.string) if src.is_jpeg
                    else tf.TensorSpec([num_clips * t, None, None, 3], tf.uint8))
@@ -232,4 +263,4 @@ def make_eval_iterator(config, *, split: str, batch_size: int, num_clips: int = 
         return {"video": video, "label": label, "mask": valid}
 
     ds = ds.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.batch(b).prefetch(config.prefetch).as_numpy_iterator()
+    return numpy_batches(ds.batch(b).prefetch(config.prefetch).as_numpy_iterator())

@@ -33,6 +33,7 @@ import tensorflow_datasets as tfds
 from data_pipelines.video import register_dataset
 from data_pipelines.video.annotations import load_class_names, parse_annotations, hmdb_class_names
 from data_pipelines.video.video_io import process_video
+from tcvideo.core.config import InputError, library_reason
 
 log = logging.getLogger(__name__)
 REPORT_FILE = "build_report.json"
@@ -278,6 +279,9 @@ class VideoFolderSplit:
     def __init__(self, builder, split: str):
         self._source = builder.as_data_source(split)
         self._paths = None
+        info = builder.info.splits[split]
+        self._split, self._shards = split, [str(f) for f in info.filepaths]
+        self._shard_ends = np.cumsum(info.shard_lengths)
         path = os.path.join(builder.data_dir, f"index_{split}.npz")
         if tf.io.gfile.exists(path):
             with tf.io.gfile.GFile(path, "rb") as f:
@@ -305,9 +309,19 @@ class VideoFolderSplit:
     def num_frames(self, i: int) -> int:
         return int(self._num_frames[i])
 
+    def shard_of(self, i: int) -> str:
+        """The file holding example i."""
+        k = int(np.searchsorted(self._shard_ends, int(i), side="right"))
+        return self._shards[min(k, len(self._shards) - 1)]
+
     def get_frames(self, i: int, indices: np.ndarray) -> list[bytes]:
-        """JPEG bytes of frames `indices` of example i (decoded later, in the TF graph)."""
-        video = self._source[int(i)]["video"]
+        """JPEG bytes of frames `indices` of example i (decoded later, in the TF graph). InputError naming
+        the shard when it cannot be read (gone, corrupt): never skipped, which would shift the stream."""
+        try:
+            video = self._source[int(i)]["video"]
+        except Exception as e:  # noqa: BLE001 - array_record's errors name no file
+            raise InputError(f"input file {self.shard_of(i)} (example {int(i)} of split {self._split!r}) cannot be "
+                             f"read: {library_reason(e)}") from e
         return [video[j] for j in indices]
 
 

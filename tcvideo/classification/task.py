@@ -129,6 +129,10 @@ WISE_FT_NEEDS_CLIP = ("empty, but wise_ft_weight >= 0 mixes the fine-tuned weigh
 class VideoClassificationTask(Task):
     """TC-CLIP's four protocols (supervised, zero-shot, few-shot, base-to-novel) for any model family."""
 
+    # Evaluation-only settings and the input prefetch depth: a restart may change them.
+    state_neutral_fields = ("protocol", "train_eval_clips", "train_eval_crops", "wise_ft_weight", "data.prefetch",
+                            "data.test_split", "data.test_short_side", "data.multi_clip_rule")
+
     def __init__(self, config):
         super().__init__(config)
         self.family = get_family(config.model.get("family", "tc_clip"))

@@ -25,6 +25,34 @@ class ConfigError(ValueError):
     """A user-fixable problem with the config; the message is one line naming the field."""
 
 
+class RunError(RuntimeError):
+    """A fault met by a running job (an unreadable checkpoint, a failed save, an input file that went bad):
+    the message is one line naming the file and the step, and what was kept; ``tcvideo.main`` prints it
+    and exits 1."""
+
+
+class InputError(RunError):
+    """An input file that cannot be read while training (a shard or feature file gone or corrupt): never
+    skipped, since skipping would shift the data order that exact resume depends on."""
+
+
+def library_reason(e: BaseException, limit: int = 400) -> str:
+    """The innermost cause of a library exception as one short line ("ValueError: FAILED_PRECONDITION:
+    ... Data corruption detected"): orbax / TensorStore wrap the real reason in pages of specs. A longer
+    one keeps its head (what failed) and its tail (why)."""
+    chain, seen = [], set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    for x in reversed(chain):
+        text = str(x).strip()
+        if text:
+            line = f"{type(x).__name__}: {' '.join(text.split())}"
+            return line if len(line) <= limit else line[:limit // 2 - 3] + " ... " + line[-(limit // 2 - 2):]
+    return type(chain[-1]).__name__
+
+
 def config_module(config_file: str, relative_path: str):
     """Import another config file (e.g. a folder's ``common.py``) by path, relative to ``config_file``.
 
@@ -115,6 +143,7 @@ def base_config() -> ml_collections.ConfigDict:
     # official TC-CLIP save_freq: few-shot 10 -> epochs 0/10/20/30/40/49); replaces eval_every.
     c.eval_every_epochs = 0
     c.async_checkpointing = True
+    c.resume_allowed_changes = ()  # extra fields a restart may change (see STATE_NEUTRAL_FIELDS), at your risk
 
     # label -> overrides of this config: the main job trains and evaluates each in workdir/<label> and prints
     # their results side by side (tcvideo/core/compare.py); empty = one run in workdir
@@ -170,3 +199,59 @@ def validate_common(config) -> None:
     for f in ("init_clip", "init_checkpoint"):
         if config.get(f) and not os.path.exists(config[f]):
             raise err(f, f"no such file or directory {config[f]!r}")
+
+
+# ----------------------------------------------------------------------------- restarts
+
+# Trainer fields a restart may change: they steer logging, checkpoint cadence, evaluation and which
+# processes run, never the train state nor the data stream. A task adds its own
+# (``Task.state_neutral_fields``), a config more (``resume_allowed_changes``, at its own risk). Every other
+# field, and one present on only one side, is taken to change the state. Not here on purpose:
+# total_steps / epochs / warmup_epochs (the lr schedule), batch_size and the per-device / accumulation
+# layout (the batches and their float summation order), remat / fsdp / compute_dtype (the numbers),
+# seed, init_* (what the run started from), everything of the model and the training data.
+STATE_NEUTRAL_FIELDS = ("name", "log_every", "checkpoint_every", "keep_checkpoints", "eval_every",
+                        "async_checkpointing", "eval", "multihost", "coordinator_address", "num_processes",
+                        "process_id", "resume_allowed_changes")
+_ABSENT = "<absent>"
+
+
+def _flat(d: Any, prefix: str = "") -> dict:
+    """{'a': {'b': 1}} -> {'a.b': 1}; an empty dict is a leaf (so that {} vs absent shows)."""
+    if isinstance(d, dict) and d:
+        out = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def _is_neutral(field: str, neutral) -> bool:
+    return any(field == n or field.startswith(n + ".") for n in neutral)
+
+
+def check_restart_config(config, workdir: str, extra_neutral=()) -> list[str]:
+    """Compare ``config`` with the one the checkpoints of ``workdir`` were trained with (its config.json).
+
+    ConfigError naming every field that changes the model or the data stream (``STATE_NEUTRAL_FIELDS`` and
+    ``extra_neutral`` aside), before any compute; else the changed state-neutral fields, as
+    "field old -> new" (empty when nothing changed, or when the workdir holds no checkpoint yet)."""
+    import json
+    path = os.path.join(workdir, "config.json")
+    ckdir = os.path.join(workdir, "checkpoints")
+    if not (os.path.isfile(path) and os.path.isdir(ckdir) and any(d.isdigit() for d in os.listdir(ckdir))):
+        return []
+    with open(path) as f:
+        saved = _flat(json.load(f))
+    now = _flat(json.loads(config.to_json_best_effort()))
+    diff = sorted(k for k in set(saved) | set(now) if saved.get(k, _ABSENT) != now.get(k, _ABSENT))
+    neutral = STATE_NEUTRAL_FIELDS + tuple(extra_neutral) + tuple(config.get("resume_allowed_changes", ()))
+    changing = [k for k in diff if not _is_neutral(k, neutral)]
+    show = lambda k: f"{k} {now.get(k, _ABSENT)!r} (saved {saved.get(k, _ABSENT)!r})"
+    if changing:
+        shown = ", ".join(show(k) for k in changing[:8]) + (f", and {len(changing) - 8} more" if len(changing) > 8 else "")
+        raise ConfigError(
+            f"{', '.join('config.' + k for k in changing[:8])}: differ from the run in {workdir} ({path}): {shown}; "
+            f"they change the model or the data stream, so resuming would mix two runs: use a new --workdir, or "
+            f"resume with the saved values (--config={os.path.join(workdir, 'config.py')})")
+    return [f"{k} {saved.get(k, _ABSENT)!r} -> {now.get(k, _ABSENT)!r}" for k in diff]

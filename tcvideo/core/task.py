@@ -21,6 +21,9 @@ class Task:
 
     model: Any
     num_train_examples: int
+    # Config fields of this task that a restart may change because they do not touch the train state or
+    # the training data stream (evaluation-only settings); added to core.config.STATE_NEUTRAL_FIELDS.
+    state_neutral_fields: tuple = ()
 
     def __init__(self, config):
         self.config = config

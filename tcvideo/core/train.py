@@ -34,8 +34,9 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from tcvideo.core import config as core_config
 from tcvideo.core import console
-from tcvideo.core.checkpoints import _managers, _save, load_checkpoint_params, restore_state
-from tcvideo.core.config import ConfigError
+from tcvideo.core.checkpoints import (_managers, _save, choose_resume_step, finish_saves, load_checkpoint_params,
+                                      restore_state)
+from tcvideo.core.config import ConfigError, InputError, RunError  # noqa: F401 - RunError re-exported for main
 from tcvideo.core.optimizer import make_optimizer, param_labels
 from tcvideo.core.sharding import (global_array, make_mesh, maybe_initialize_distributed, replicated_value,
                                    state_shardings)
@@ -262,6 +263,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
     from clu import metric_writers
 
     setup = Setup(config, workdir)  # validation: raises ConfigError before any compute
+    # A restart must train the same model on the same stream; before config.json is overwritten.
+    changed = core_config.check_restart_config(config, workdir, setup.task.state_neutral_fields)
+    if changed:
+        logging.warning("restarting %s with changed settings that leave the train state alone: %s", workdir,
+                        "; ".join(changed))
+    if jax.process_count() > 1:  # every process has read config.json before process 0 rewrites it
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices("tcvideo:restart_config_checked")
     os.makedirs(workdir, exist_ok=True)
     console.attach_workdir(workdir)
     is_main = jax.process_index() == 0
@@ -278,11 +287,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
     abstract = setup.abstract_state(_shape_tree(init_np))
     sh = state_shardings(abstract, mesh, config.fsdp)
     tx, sched = setup.optimizer(abstract["params"])
+    resume_step = choose_resume_step(workdir, abstract)  # moves unreadable newer checkpoints aside
     latest_mgr, best_mgr = _managers(workdir, config)
 
-    if latest_mgr.latest_step() is not None:
+    if resume_step is not None:
         with_sh = jax.tree_util.tree_map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, sh)
-        state = restore_state(latest_mgr, with_sh)
+        state = restore_state(latest_mgr, with_sh, resume_step)
         logging.info("resumed from step %d", int(state["step"]))
         console.say(f"resumed from step {int(state['step'])} ({os.path.join(workdir, 'checkpoints')})")
     else:
@@ -320,7 +330,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
         in_flight = None  # an output of the last dispatched step
         while step < setup.total_steps:
             tw = time.perf_counter()
-            batch = next(it)
+            try:
+                batch = next(it)
+            except InputError as e:  # never skipped: that would shift the stream exact resume relies on
+                finish_saves(latest_mgr)
+                raise InputError(f"{e}; training stopped before step {step + 1}; the resume point is the last "
+                                 f"checkpoint (step {latest_mgr.latest_step()} in {latest_mgr.directory})") from None
             waited = time.perf_counter() - tw
             wait += waited
             # Dispatch is asynchronous: while the previous step still runs, waiting here costs nothing.
@@ -344,7 +359,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
                 continue  # no host-device sync: the next batch is prepared while this step runs
             m = jax.device_get(m)
             if int(m["halted_at"]):
-                latest_mgr.wait_until_finished()
+                finish_saves(latest_mgr)
                 raise NonFiniteLossError(
                     f"non-finite loss at step {int(m['halted_at'])}: training stopped; no update was applied "
                     f"from that step on and the last good checkpoint (step {latest_mgr.latest_step()}) is kept "
@@ -384,16 +399,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, summary:
             if stopping:
                 if last_saved != step:
                     _save(latest_mgr, state, step, force=True)
-                latest_mgr.wait_until_finished()
+                finish_saves(latest_mgr)
                 logging.warning("SIGTERM: checkpoint saved at step %d; exiting cleanly", step)
                 writer.flush()
                 return {"preempted_at": step}
-        latest_mgr.wait_until_finished()
+        finish_saves(latest_mgr)
     finally:
         bar.close()
         if old_handler is not None:
             signal.signal(signal.SIGTERM, old_handler)
-        latest_mgr.wait_until_finished()
+        finish_saves(latest_mgr)
         writer.flush()
 
     # One compilation of the train step for the whole run: shapes and shardings never change.
