@@ -16,7 +16,8 @@ texts are counted:
 Counts are static (per program text, not per executed iteration). The TC-CLIP / ViFi-CLIP ratio of each
 count is printed and stored. ``--time-batch B`` also times both variants' inference and train step on
 concrete inputs of batch B, round-robin in this process (``model_bench.bench_point``), for the
-throughput ratios. Run it against another checkout's ``tcvideo`` (PYTHONPATH) for a "before" row.
+throughput ratios. Run it against another checkout's ``tcvideo`` (PYTHONPATH) for a "before" row;
+``python benchmarks/hlo_proxy.py --markdown before=a.json after=b.json`` prints README rows.
 """
 from __future__ import annotations
 
@@ -128,7 +129,27 @@ def ratios(tc: dict, base: dict) -> dict:
     return {k: (tc[k] / base[k] if base[k] else None) for k in tc}
 
 
+HLO_KEYS = ("kernels", "fusion", "sort", "topk_custom_call", "scatter", "gather", "while", "dot")
+
+
+def markdown_rows(results: dict, label: str) -> list[str]:
+    """'| label | T | program | TC-CLIP count (TC/ViFi) ... |' rows of one results file's XLA:CPU counts."""
+    rows = []
+    for frames, per in results["counts"].items():
+        for program in ("inference", "train"):
+            tc, base = per["tc_clip"][program]["hlo"], per["vifi_clip"][program]["hlo"]
+            cells = [f"{tc[k]} ({tc[k] / base[k]:.2f})" if base[k] else f"{tc[k]} (vifi {base[k]})" for k in HLO_KEYS]
+            rows.append(f"| {label} | {frames} | {program} | " + " | ".join(cells) + " |")
+    return rows
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--markdown"]:  # --markdown LABEL=results.json ...: README rows
+        for item in sys.argv[2:]:
+            label, _, path = item.partition("=")
+            with open(path) as fh:
+                print("\n".join(markdown_rows(json.load(fh), label)))
+        return
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", default="8,16")
     ap.add_argument("--batch", type=int, default=16, help="batch of the compiled (not run) programs")
