@@ -88,30 +88,22 @@ def peak_matmul_flops(dtype, n: int, repeats: int) -> float:
     return 2 * n ** 3 / sec
 
 
-def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_train: bool = False,
-                    overrides: Optional[dict] = None) -> dict:
-    """Compiled inference (and train-step) callables of one variant plus its static measures."""
-    cfg = tcm.variant_config(name, clip=clip, num_frames=frames, **(overrides or {}))
+def benchmark_inputs(cfg, batch: int, concrete: bool = True):
+    """(video [B, T, S, S, 3], class-prompt ids [8, L], labels [B]); video abstract unless ``concrete``."""
     c = cfg.clip
-    params = tcm.init_params(cfg, num_classes=4)
-    model = tcm.TCCLIP(cfg, dtype=dtype)
-    video = jax.random.normal(jax.random.PRNGKey(0), (batch, frames, c.image_resolution, c.image_resolution, 3))
+    shape = (batch, cfg.num_frames, c.image_resolution, c.image_resolution, 3)
+    video = jax.random.normal(jax.random.PRNGKey(0), shape) if concrete else jax.ShapeDtypeStruct(shape, jnp.float32)
     ids = jnp.zeros((8, cfg.prompt_context_length), jnp.int32).at[:, 0].set(49406).at[:, 5].set(49407)
-    labels = jnp.arange(batch) % 8
+    return video, ids, jnp.arange(batch) % 8
 
-    t0 = time.perf_counter()
-    enc, enc_flops = compile_once(
-        lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"], params, video)
-    enc(params, video).block_until_ready()
-    print(f"  {name} T={frames} B={batch}: inference compile+first run {time.perf_counter() - t0:.1f}s", flush=True)
-    out = {"row": {"variant": name, "frames": frames, "batch": batch, "inference_peak_bytes": peak_bytes(enc),
-                   "vision_gflops_per_clip": enc_flops / batch / 1e9},
-           "infer": lambda: enc(params, video).block_until_ready()}
-    if skip_train:
-        return out
 
+def program_functions(model, ids: jax.Array, labels: jax.Array):
+    """(encode(params, video) -> video embedding, train_step(params, opt_state, video), optimizer): the two
+    programs every benchmark measures (one AdamW step on the cross-entropy over 8 class prompts)."""
     tx = optax.adamw(1e-5)
-    opt = tx.init(params)
+
+    def encode(p, v):
+        return model.apply({"params": p}, v, method=model.encode_video)["video_embedding"]
 
     def loss_fn(p, v):
         logits = model.apply({"params": p}, v, ids)["logits"].astype(jnp.float32)
@@ -122,6 +114,29 @@ def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_t
         upd, o = tx.update(g, o, p)
         return optax.apply_updates(p, upd), o, loss
 
+    return encode, train_step, tx
+
+
+def prepare_variant(name: str, frames: int, batch: int, dtype, clip: str, skip_train: bool = False,
+                    overrides: Optional[dict] = None) -> dict:
+    """Compiled inference (and train-step) callables of one variant plus its static measures."""
+    cfg = tcm.variant_config(name, clip=clip, num_frames=frames, **(overrides or {}))
+    params = tcm.init_params(cfg, num_classes=4)
+    model = tcm.TCCLIP(cfg, dtype=dtype)
+    video, ids, labels = benchmark_inputs(cfg, batch)
+
+    encode, train_step, tx = program_functions(model, ids, labels)
+    t0 = time.perf_counter()
+    enc, enc_flops = compile_once(encode, params, video)
+    enc(params, video).block_until_ready()
+    print(f"  {name} T={frames} B={batch}: inference compile+first run {time.perf_counter() - t0:.1f}s", flush=True)
+    out = {"row": {"variant": name, "frames": frames, "batch": batch, "inference_peak_bytes": peak_bytes(enc),
+                   "vision_gflops_per_clip": enc_flops / batch / 1e9},
+           "infer": lambda: enc(params, video).block_until_ready()}
+    if skip_train:
+        return out
+
+    opt = tx.init(params)
     t0 = time.perf_counter()
     step_fn, out["row"]["train_flops_per_step"] = compile_once(train_step, params, opt, video)
     out["row"]["train_peak_bytes"] = peak_bytes(step_fn)

@@ -6,7 +6,10 @@ All functions work on one video, tokens [M, D], and are vmapped over the batch b
 Shapes are static: every schedule is computed in Python from static token counts, so the whole
 summary compiles once and runs without host round trips.
 
-Ties: ``jax.lax.top_k`` and ``jnp.argmax`` put the lower index first on exactly equal values.
+Accelerator shape: no sort, scatter or gather. Orders are ranks by pairwise comparison, index
+look-ups are one-hot contractions, merges and the final assignment are 0/1-matrix matmuls.
+
+Ties: ranks, like ``jax.lax.top_k``, and ``jnp.argmax`` put the lower index first on exactly equal values.
 PyTorch's CPU ``argsort``/``topk`` follow no documented rule for ties, so on exact ties tcvideo's
 choice is deterministic where the reference's is not.
 """
@@ -47,21 +50,78 @@ class MergePlan(NamedTuple):
     dst: Array  # [r] the B index each src token goes to
 
 
-def bipartite_plan(x: Array, r: int) -> MergePlan:
-    """The merge decisions for tokens x [M, D] (no gradient flows through them)."""
-    metric = jax.lax.stop_gradient(x)
-    metric = metric / jnp.linalg.norm(metric, axis=-1, keepdims=True)
+# One-hot products must copy and add values exactly: no TF32 / single-pass bf16 rounding of float32 inputs.
+_EXACT = jax.lax.Precision.HIGHEST
+
+
+def descending_rank(v: Array) -> Array:
+    """Position of every entry of v [..., n] in a stable descending sort, by pairwise comparison (no sort).
+
+    Ties: the lower index comes first, as ``jax.lax.top_k`` orders them. -> int32 [..., n], a permutation.
+    """
+    n = v.shape[-1]
+    idx = jnp.arange(n)
+    vi, vj = v[..., :, None], v[..., None, :]
+    ahead = (vj > vi) | ((vj == vi) & (idx[None, :] < idx[:, None]))  # [..., i, j]: j sorts before i
+    return ahead.sum(-1, dtype=jnp.int32)
+
+
+def lookup(table: Array, index: Array) -> Array:
+    """table[index] for int arrays, table [n], index [...], as a one-hot contraction (no gather)."""
+    hit = index[..., None] == jnp.arange(table.shape[-1])
+    return jnp.where(hit, table, 0).sum(-1, dtype=table.dtype)
+
+
+def order_from_rank(rank: Array, k: int) -> Array:
+    """The indices of the k first entries of a rank permutation [..., n], in rank order -> int32 [..., k].
+
+    Equal to ``jax.lax.top_k(v, k)[1]`` when ``rank = descending_rank(v)``.
+    """
+    hit = rank[..., None, :] == jnp.arange(k)[:, None]  # [..., k, n]
+    return jnp.where(hit, jnp.arange(rank.shape[-1], dtype=jnp.int32), 0).sum(-1, dtype=jnp.int32)
+
+
+def select_by_rank(rank: Array, x: Array, k: int) -> Array:
+    """Rows of x [..., n, D] whose rank [..., n] is 0..k-1, in rank order, as a one-hot matmul -> [..., k, D]."""
+    onehot = (rank[..., None, :] == jnp.arange(k)[:, None]).astype(x.dtype)  # [..., k, n]
+    return jnp.einsum("...kn,...nd->...kd", onehot, x, precision=_EXACT)
+
+
+def _interleave(even: Array, odd: Array) -> Array:
+    """[e0, o0, e1, o1, ...] (len(even) is len(odd) or one more), without a scatter."""
+    pairs = jnp.stack([even[: odd.shape[0]], odd], axis=-1).reshape(-1)
+    return jnp.concatenate([pairs, even[odd.shape[0]:]])
+
+
+def bipartite_step(sums: Array, r: int, need_sums: bool = True) -> tuple[Optional[Array], Array, MergePlan]:
+    """The decisions of one bipartite step on token sums [M, D] (no gradient).
+
+    Returns (sums of the M - r output tokens [M - r, D] or None, new index of every input token [M],
+    the plan). The metric is the cosine of the size-weighted means, which equals the cosine of the
+    sums (a positive size cancels in the normalisation). The merge is one matmul with a 0/1 matrix:
+    output row p = sum of the A rows whose new index is p, plus B row p - (len_A - r).
+    """
+    metric = sums / jnp.linalg.norm(sums, axis=-1, keepdims=True)
     a, b = metric[0::2], metric[1::2]
+    n_a, n_b = a.shape[0], b.shape[0]
     scores = a @ b.T  # [len_A, len_B]
     node_max = scores.max(axis=-1)
-    node_idx = jnp.argmax(scores, axis=-1)
-    _, order = jax.lax.top_k(node_max, a.shape[0])  # descending; stable on ties
-    src = order[:r]
-    return MergePlan(unm=order[r:], src=src, dst=node_idx[src])
+    node_idx = jnp.argmax(scores, axis=-1).astype(jnp.int32)
+    rank = descending_rank(node_max)  # merge order; the r best-matched A tokens merge
+    a_new = jnp.where(rank < r, n_a - r + node_idx, rank - r)  # [len_A]
+    b_new = n_a - r + jnp.arange(n_b, dtype=jnp.int32)
+    order = order_from_rank(rank, n_a)
+    plan = MergePlan(unm=order[r:], src=order[:r], dst=lookup(node_idx, order[:r]))
+    new_sums = None
+    if need_sums:
+        onehot = (a_new[None, :] == jnp.arange(n_a - r + n_b)[:, None]).astype(sums.dtype)  # [M - r, len_A]
+        b_rows = jnp.concatenate([jnp.zeros((n_a - r, sums.shape[1]), sums.dtype), sums[1::2]])
+        new_sums = jnp.matmul(onehot, sums[0::2], precision=_EXACT) + b_rows
+    return new_sums, _interleave(a_new, b_new), plan
 
 
 def apply_plan(plan: MergePlan, x: Array, size: Array) -> tuple[Array, Array]:
-    """Size-weighted merge. x [M, D], size [M, 1] -> ([M - r, D], [M - r, 1])."""
+    """Size-weighted merge of a recorded plan (diagnostics, tests). x [M, D], size [M, 1] -> ([M - r, D], [M - r, 1])."""
     xs = x * size
 
     def merge(v: Array) -> Array:
@@ -76,16 +136,25 @@ def apply_plan(plan: MergePlan, x: Array, size: Array) -> tuple[Array, Array]:
 def bipartite_summary(tokens: Array, k: int, r: int) -> tuple[Array, Array, list[MergePlan]]:
     """Repeated bipartite soft matching. tokens [M, D] -> (context [k', D], sizes [k'], plans).
 
-    k' = min(k, M). Sizes start at 1 for every call (every layer), as in the reference.
+    k' = min(k, M). Sizes start at 1 for every call (every layer), as in the reference. The decisions
+    are made step by step on stop-gradient sums; the composed assignment (seed -> context token) is
+    then applied once: context = (0/1 matrix [k', M] @ tokens) / sizes, the only op gradients see.
     """
-    size = jnp.ones((tokens.shape[0], 1), tokens.dtype)
+    steps = tome_schedule(tokens.shape[0], k, r)
+    if not steps:
+        return tokens, jnp.ones(tokens.shape[:1], tokens.dtype), []
+    sums = jax.lax.stop_gradient(tokens)
+    where = jnp.arange(tokens.shape[0], dtype=jnp.int32)  # current index of every seed
     plans = []
-    x = tokens
-    for step_r in tome_schedule(tokens.shape[0], k, r):
-        plan = bipartite_plan(x, step_r)
-        x, size = apply_plan(plan, x, size)
+    for i, step_r in enumerate(steps):
+        sums, step_new, plan = bipartite_step(sums, step_r, need_sums=i + 1 < len(steps))
+        where = lookup(step_new, where)
         plans.append(plan)
-    return x, size[:, 0], plans
+    k_out = tokens.shape[0] - sum(steps)
+    assign = (where[None, :] == jnp.arange(k_out)[:, None]).astype(tokens.dtype)  # [k', M]
+    sizes = assign.sum(-1)
+    context = jnp.matmul(assign, tokens, precision=_EXACT) / sizes[:, None]
+    return context, sizes, plans
 
 
 def _cluster_average(tokens: Array, assign: Array, k: int) -> tuple[Array, Array]:

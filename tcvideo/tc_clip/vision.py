@@ -7,8 +7,8 @@ Every frame is encoded by CLIP's ViT, but from layer 1 on each frame's attention
      layer's context tokens (shared by all frames of a video), plus a learned per-head bias on the
      local and on the context columns;
   2. the previous context tokens are dropped after attention;
-  3. seeds = per-frame top-s patches by head-mean CLS attention, gathered from the post-attention
-     frame tokens, frame-major, descending score;
+  3. seeds = per-frame top-s patches by head-mean CLS attention, taken from the post-attention
+     frame tokens, frame-major, descending score (ranks and a one-hot matmul: no sort, no gather);
   4. seeds are summarised to k new context tokens (``context_summary``);
   5. frame and context tokens go through the block's (shared) ln_2 + MLP.
 
@@ -95,8 +95,9 @@ class TCAttention(MultiHeadAttention):
             k = jnp.concatenate([k, rep(kc)], axis=1)
             v = jnp.concatenate([v, rep(vc)], axis=1)
             if self.with_context_bias:
-                cols = jnp.concatenate([jnp.zeros((n,), jnp.int32), jnp.ones((m,), jnp.int32)])
-                bias = self.local_global_bias[:, cols][None, :, None, :]  # [1, H, 1, N + k]
+                lgb = self.local_global_bias  # broadcast, not indexed: its gradient is a sum, not a scatter
+                bias = jnp.concatenate([jnp.broadcast_to(lgb[:, :1], (h, n)), jnp.broadcast_to(lgb[:, 1:], (h, m))],
+                                       axis=1)[None, :, None, :]  # [1, H, 1, N + k]
         out = attention(q, k, v, bias=bias)
         out = self.out_proj(merge_heads(out)).reshape(b, tn, d)
         # Seed selection needs only the CLS query's row: a [B*T, H, 1, N+k] softmax.
@@ -146,9 +147,12 @@ class TCBlock(nn.Module):
         t = self.num_frames
         n = tn // t
         s = self.tc.seeds_per_frame(n - 1)
-        _, seed_index = jax.lax.top_k(jax.lax.stop_gradient(cls_scores), s)  # [B, T, s], descending
+        # The top-s patches of each frame, descending score (ties: lower index), as a one-hot matmul:
+        # no sort and no gather, and its gradient is a matmul too (a gather's would be a scatter).
+        rank = cs.descending_rank(jax.lax.stop_gradient(cls_scores))  # [B, T, N-1]
         patches = x.reshape(b, t, n, d)[:, :, 1:]
-        seeds = jnp.take_along_axis(patches, seed_index[..., None], axis=2).reshape(b, t * s, d)
+        seeds = cs.select_by_rank(rank, patches, s).reshape(b, t * s, d)
+        seed_index = cs.order_from_rank(rank, s)  # [B, T, s]; diagnostics only (unused outputs are pruned)
         method = self.tc.context_summary
         rng = self.make_rng("merge") if (method == "random" and self.has_rng("merge")) else None
 

@@ -1,6 +1,8 @@
 """Unit tests of TC-CLIP's pieces: merge schedule and algorithm, variants, bias, stop-gradient, sharding."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -47,6 +49,17 @@ def _reference_step(x, size, r):
     return out_x, np.concatenate([sa[unm], sb]), (unm, src, dst)
 
 
+def _new_index(n, unm, src, dst):
+    """Output row of every input token of one step (A = even, B = odd positions)."""
+    n_a = (n + 1) // 2
+    a_to = np.empty(n_a, np.int64)
+    a_to[unm] = np.arange(len(unm))
+    a_to[src] = len(unm) + dst
+    out = np.empty(n, np.int64)
+    out[0::2], out[1::2] = a_to, len(unm) + np.arange(n // 2)
+    return out
+
+
 @pytest.mark.parametrize("n,r", [(10, 3), (11, 5), (232, 100), (33, 16)])
 def test_bipartite_step_matches_spec(n, r):
     rng = np.random.default_rng(n)
@@ -54,32 +67,83 @@ def test_bipartite_step_matches_spec(n, r):
     size = rng.integers(1, 4, size=(n, 1)).astype(np.float64)
     jax.config.update("jax_enable_x64", True)
     try:
-        plan = cs.bipartite_plan(jnp.asarray(x), r)
+        # The step works on sums (x * size): their cosine is that of the means.
+        sums, new_index, plan = cs.bipartite_step(jnp.asarray(x * size), r)
         out, out_size = cs.apply_plan(plan, jnp.asarray(x), jnp.asarray(size))
-        assert out.dtype == jnp.float64
+        assert sums.dtype == out.dtype == jnp.float64
     finally:
         jax.config.update("jax_enable_x64", False)
     ref_x, ref_size, (unm, src, dst) = _reference_step(x, size, r)
     np.testing.assert_array_equal(plan.unm, unm)
     np.testing.assert_array_equal(plan.src, src)
     np.testing.assert_array_equal(plan.dst, dst)
+    np.testing.assert_array_equal(new_index, _new_index(n, unm, src, dst))
+    np.testing.assert_allclose(sums, ref_x * ref_size, rtol=1e-12)
     np.testing.assert_allclose(out, ref_x, rtol=1e-12)
     np.testing.assert_array_equal(out_size, ref_size)
     assert out.shape == (n - r, 8)
     assert float(out_size.sum()) == float(size.sum())  # no token is lost or counted twice
 
 
-def test_bipartite_summary_sizes_and_count():
-    x = jax.random.normal(jax.random.PRNGKey(0), (464, 16))
-    ctx, sizes, plans = cs.bipartite_summary(x, 96, 100)
-    assert ctx.shape == (96, 16) and len(plans) == 4
-    assert float(sizes.sum()) == 464.0 and float(sizes.min()) >= 1.0
+def _reference_summary(x, k, r):
+    """The official loop: size-weighted bipartite steps on the merged tokens, one after another."""
+    size = np.ones((x.shape[0], 1))
+    where = np.arange(x.shape[0])
+    plans = []
+    for step_r in cs.tome_schedule(x.shape[0], k, r):
+        n = x.shape[0]
+        x, size, plan = _reference_step(x, size, step_r)
+        where = _new_index(n, *plan)[where]
+        plans.append(plan)
+    return x, size[:, 0], plans, where
+
+
+@pytest.mark.parametrize("m,k,r", [(61, 9, 10), (96, 24, 30), (40, 7, 100), (12, 12, 5)])
+def test_bipartite_summary_matches_sequential_reference(m, k, r):
+    """Matmul merges + one composed assignment == the official step-by-step merge, float64, random (tie-free)."""
+    rng = np.random.default_rng(m + k)
+    x = rng.normal(size=(m, 6))
+    w = rng.normal(size=(k, 6))
+    jax.config.update("jax_enable_x64", True)
+    try:
+        f = jax.jit(lambda z: cs.bipartite_summary(z, k, r))
+        ctx, sizes, plans = f(jnp.asarray(x))
+        # Gradients see only the composed assignment: d(sum w * ctx)/dx = assign^T (w / sizes).
+        grad = jax.grad(lambda z: (f(z)[0] * w).sum())(jnp.asarray(x))
+    finally:
+        jax.config.update("jax_enable_x64", False)
+    ref_ctx, ref_sizes, ref_plans, where = _reference_summary(x, k, r)
+    assert len(plans) == len(ref_plans)
+    for p, (unm, src, dst) in zip(plans, ref_plans):
+        np.testing.assert_array_equal(p.unm, unm)
+        np.testing.assert_array_equal(p.src, src)
+        np.testing.assert_array_equal(p.dst, dst)
+    np.testing.assert_array_equal(sizes, ref_sizes)
+    np.testing.assert_allclose(ctx, ref_ctx, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grad, (w / ref_sizes[:, None])[where], rtol=1e-12)
+
+
+def test_ranks_and_one_hot_selection_match_top_k():
+    """Pairwise ranks order like top_k (ties: lower index first); one-hot selection == gathering."""
+    rng = np.random.default_rng(3)
+    v = rng.integers(0, 6, size=(2, 3, 20)).astype(np.float32)  # many exact ties
+    x = rng.normal(size=(2, 3, 20, 5)).astype(np.float32)
+    rank = cs.descending_rank(jnp.asarray(v))
+    stable = np.argsort(-v, axis=-1, kind="stable")
+    np.testing.assert_array_equal(np.argsort(np.asarray(rank), axis=-1), stable)
+    _, top = jax.lax.top_k(jnp.asarray(v), 7)
+    np.testing.assert_array_equal(cs.order_from_rank(rank, 7), top)
+    picked = cs.select_by_rank(rank, jnp.asarray(x), 7)
+    np.testing.assert_array_equal(picked, np.take_along_axis(x, stable[..., :7, None], axis=2))
+    table = jnp.asarray(rng.integers(0, 50, size=9), jnp.int32)
+    idx = jnp.asarray(rng.integers(0, 9, size=(4, 5)), jnp.int32)
+    np.testing.assert_array_equal(cs.lookup(table, idx), np.asarray(table)[np.asarray(idx)])
 
 
 def test_ties_take_the_lower_index():
     # Four identical A tokens: equal match scores, so the merge order must be by index.
     x = jnp.asarray(np.tile([[1.0, 0.0], [1.0, 0.0]], (4, 1)))
-    plan = cs.bipartite_plan(x, 2)
+    _, _, plan = cs.bipartite_step(x, 2)
     np.testing.assert_array_equal(plan.src, [0, 1])
     np.testing.assert_array_equal(plan.unm, [2, 3])
     np.testing.assert_array_equal(plan.dst, [0, 0])  # argmax over equal B scores -> first
@@ -137,6 +201,39 @@ def test_other_summaries_in_model(summary):
     video, ids = _inputs(cfg)
     out = tcm.TCCLIP(cfg).apply({"params": params}, video, ids)
     assert bool(jnp.isfinite(out["logits"]).all())
+
+
+def test_seeds_are_each_frames_top_patches():
+    """Diagnostics of the small model: seed_index == top_k of the CLS scores (descending, per frame)."""
+    cfg = _small(num_frames=4, context_tokens=5, tome_r=3)
+    params = tcm.init_params(cfg, num_classes=3)
+    video, ids = _inputs(cfg)
+    layers = tcm.TCCLIP(cfg).apply({"params": params}, video, ids, return_diagnostics=True)["layers"]
+    lay = layers[0]
+    s = cfg.vision.seeds_per_frame(16)
+    _, top = jax.lax.top_k(lay["cls_scores"], s)
+    np.testing.assert_array_equal(lay["seed_index"], top)
+    assert lay["context_pre_ffn"].shape == (2, 5, 32)
+
+
+def _op_count(fn, *args):
+    text = jax.jit(fn).lower(*args).as_text()
+    # '"stablehlo.gather"(' is the op; '#stablehlo.gather<' its attribute
+    return {op: len(re.findall(rf"(?<!#)(?:stablehlo|chlo)\.{op}\b", text))
+            for op in ("sort", "top_k", "scatter", "gather")}
+
+
+def test_tc_vision_path_has_no_sort_scatter_gather():
+    """The TC path is matmuls and fused element-wise ops: the vision forward and its gradient lower to
+    no sort, top_k, scatter or gather (as ViFi-CLIP's plain per-frame ViT)."""
+    cfg = _small()
+    params = tcm.init_params(cfg, num_classes=3)
+    video, _ = _inputs(cfg)
+    model = tcm.TCCLIP(cfg)
+    enc = lambda p, v: model.apply({"params": p}, v, method=model.encode_video)["video_embedding"]
+    assert _op_count(enc, params, video) == {"sort": 0, "top_k": 0, "scatter": 0, "gather": 0}
+    grad = jax.grad(lambda p, v: enc(p, v).sum())
+    assert _op_count(grad, params, video) == {"sort": 0, "top_k": 0, "scatter": 0, "gather": 0}
 
 
 def test_joint_positional_embedding_and_frames_check():
