@@ -82,3 +82,24 @@ def test_recipes_name_their_files_and_stop_without_them(tmp_path, recipe, field)
         cls_config.check_required_files(c)
     for f in c.required_files:
         assert f.endswith(("data_dir", "_list", "class_names_file", "llm_descriptions"))
+
+
+def test_float16_evaluation_of_a_checkpoint_computes_in_float16():
+    """eval.compute_dtype='float16' (released checkpoints evaluated as on V100s) builds the evaluation model in
+    float16: its logits are close to the float32 ones but not equal, and its activations are float16."""
+    import jax
+    import jax.numpy as jnp
+    from tcvideo.core.registry import get_task
+    task = get_task(tf_.tiny_config(**{"eval.compute_dtype": "float16"}))
+    assert task.eval_dtype == jnp.float16 and task.compute_dtype == jnp.float32
+    params = task.init_params()
+    video = jax.random.uniform(jax.random.PRNGKey(0), (2, 4, 32, 32, 3))
+    ids = jnp.asarray(task.ids)
+    f32 = task.model.apply({"params": params}, video, ids)["logits"]
+    f16, inter = task.eval_model.apply({"params": params}, video.astype(jnp.float16), ids,
+                                       capture_intermediates=True, mutable=["intermediates"])
+    f16 = f16["logits"]
+    dtypes = {x.dtype for x in jax.tree_util.tree_leaves(inter) if hasattr(x, "dtype")}
+    assert jnp.dtype(jnp.float16) in dtypes, dtypes
+    err = float(jnp.max(jnp.abs(f16.astype(jnp.float32) - f32)))
+    assert 0 < err < 0.05 * float(jnp.max(jnp.abs(f32))), err
