@@ -24,5 +24,6 @@ def get_config() -> ml_collections.ConfigDict:
     c = _tc_clip_demo_config()
     c.name = "victr_demo"
     c.model.overrides = ml_collections.ConfigDict()  # TC-CLIP fields, unused here
+    c.compare = ml_collections.ConfigDict()  # one VicTR run, not the TC-CLIP demo's TC-CLIP/ViFi-CLIP pair
     return victr_model(c, 1.0, head_layers=1, prompt_context_length=16,
                        aux_prompts=os.path.join(HERE, "aux_prompts_synthetic.json"))

@@ -367,8 +367,8 @@ def plot_curves(runs: Mapping[str, str], out_path: str, final: Optional[Mapping[
     """Training loss and evaluation curves of ``runs`` ({label: train_log.jsonl path}) -> PNG at ``out_path``.
 
     ``final``: {label: (step, value)} of the final evaluation, drawn as a marker on the evaluation panel."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
+    # A bare Figure renders PNG through Agg by itself; matplotlib.use("Agg") would switch a notebook's
+    # inline backend off for the rest of the session.
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 3.6), dpi=100)
@@ -379,7 +379,7 @@ def plot_curves(runs: Mapping[str, str], out_path: str, final: Optional[Mapping[
             ax_loss.plot(*zip(*loss), label=label)
         pts = list(ev) + ([final[label]] if final and label in final else [])
         if pts:
-            line, = ax_eval.plot(*zip(*sorted(pts)), marker="o", label=label)
+            ax_eval.plot(*zip(*sorted(pts)), marker="o", label=label)
     ax_loss.set(title="training loss", xlabel="step", ylabel="loss")
     ax_eval.set(title=eval_label, xlabel="step", ylabel="top-1 %")
     for ax in (ax_loss, ax_eval):

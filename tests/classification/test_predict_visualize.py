@@ -47,9 +47,10 @@ def test_eval_views_match_eval_iterator():
     from data_pipelines.video.input_pipeline import make_eval_iterator
     cfg = notebook.load_config("configs/demo.py")
     data = cfg.data
-    data.synthetic.test_videos_per_class = 1
+    per_class = -(-4 // len(data.synthetic.classes))  # at least the 4 videos of one batch
+    data.synthetic.test_videos_per_class = per_class
     batch = next(make_eval_iterator(data, split="test", batch_size=4, num_clips=2))
-    videos, _ = synthetic.generate(data.synthetic.classes, "test", 1, data.synthetic.num_frames,
+    videos, _ = synthetic.generate(data.synthetic.classes, "test", per_class, data.synthetic.num_frames,
                                    *data.synthetic.resolution, data.synthetic.seed)
     for i in range(4):
         np.testing.assert_allclose(predict.eval_views(videos[i], data, num_clips=2), batch["video"][i], atol=1e-5)

@@ -364,7 +364,7 @@ def test_two_processes_agree_on_the_fallback_step(ref, tmp_path):
     for t in texts:
         assert "checkpoint step 6 (" in t
         assert "resuming from step 4, the newest readable checkpoint" in t
-        assert "resumed from step 4" in t
+    assert "resumed from step 4" in texts[0]  # the run's own lines are printed by process 0 only
     assert os.listdir(os.path.join(wd, "unreadable_checkpoints")) == ["6"]
     assert finalized_steps(os.path.join(wd, "checkpoints")) == [2, 4]
     _assert_same(load_checkpoint_params(wd, 4), ref[4])

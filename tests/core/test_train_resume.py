@@ -36,7 +36,8 @@ def _free_port():
 def _make_runs(root: str) -> dict:
     """Start all runs concurrently (compilation dominates; overlapping saves wall time)."""
     ref, victim, mh = (os.path.join(root, d) for d in ("ref", "victim", "mh"))
-    flags = [f"--config.total_steps={TOTAL}"]
+    # -v: the trainer's per-step log lines on screen (in the logs read below), not only in workdir/log.txt
+    flags = [f"--config.total_steps={TOTAL}", "-v"]
     p_ref = tf_.popen(tf_.main_cmd(ref, *flags), log=ref + ".log")
     p_vic = tf_.popen(tf_.main_cmd(victim, *flags), log=victim + ".log")
     port = _free_port()
